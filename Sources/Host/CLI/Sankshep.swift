@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// The `sankshep` command: one root with a subcommand per job.
+@main
+struct Sankshep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sankshep",
+        abstract: "Train a Bangla hate-speech classifier and compress it into a small, fast model.",
+        version: "0.1.0",
+        subcommands: []
+    )
+}

@@ -1,0 +1,4 @@
+import PluginAPI
+
+// Placeholder: the Magnitude plugin registers its methods through the plugin ABI (Sources/PluginAPI).
+let abiVersion = SANKSHEP_PLUGIN_ABI_VERSION
