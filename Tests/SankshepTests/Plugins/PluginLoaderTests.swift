@@ -169,6 +169,19 @@ struct PluginLoaderTests {
         #expect(error.message == "\(folder): refusing to load from a plugin folder writable by group or others (mode 777); run chmod go-w on it")
     }
 
+    @Test("sankshep plugins show with an unknown name fails listing the known methods; --plugin-path repeats")
+    func showCommand() throws {
+        let unknown = try #require(try Sankshep.parseAsRoot(["plugins", "show", "obs"]) as? PluginsCommand.Show)
+        #expect(throws: PluginError("unknown method 'obs'; known methods: magnitude, wanda, gradual")) { try unknown.run() }
+        let folder = try PluginTestSupport.makeFolder()
+        let library = try PluginTestSupport.compile(sourceFile: PluginTestSupport.exampleSource, name: "random_pruner", in: folder)
+        let show = try #require(try Sankshep.parseAsRoot(["plugins", "show", "random", "--plugin-path", library, "--plugin-path", folder])
+                                as? PluginsCommand.Show)
+        #expect(show.paths.pluginPaths == [library, folder])
+        let method = try show.paths.registry().method(named: "random")
+        #expect(PluginsCommand.details(method).contains("seed=0 (int)  seed of the random draw"))
+    }
+
     @Test("plugins list shows every method with kind, version, options and file")
     func listTable() throws {
         let registry = try PluginTestSupport.builtInRegistry()
