@@ -14,11 +14,11 @@ enum PipelineName: String, CaseIterable, ExpressibleByArgument, Sendable {
     var includesQuantization: Bool { rawValue.contains("quant") }
 }
 
-enum StratificationType: String, CaseIterable, ExpressibleByArgument, Sendable { case binary, none }
+extension StratificationType: ExpressibleByArgument {}
 enum SchedulerType: String, CaseIterable, ExpressibleByArgument, Sendable { case linear, cosine }
 enum LossType: String, CaseIterable, ExpressibleByArgument, Sendable { case bce, focal }
 enum PoolingType: String, CaseIterable, ExpressibleByArgument, Sendable { case cls, mean, max }
-enum BadRowPolicy: String, CaseIterable, ExpressibleByArgument, Sendable { case fail, skip }
+extension BadRowPolicy: ExpressibleByArgument {}
 enum KDMethod: String, CaseIterable, ExpressibleByArgument, Sendable { case logit, hidden, attention, multi_level }
 enum PruneScheduleName: String, CaseIterable, ExpressibleByArgument, Sendable { case cubic, linear, exponential }
 enum PruneLayers: String, CaseIterable, ExpressibleByArgument, Sendable { case all, attention, ffn, encoder }
