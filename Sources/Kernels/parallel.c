@@ -7,6 +7,7 @@
 #include "parallel.h"
 #include "kernels.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -124,6 +125,11 @@ void sk_parallel_for(int n, sk_parallel_fn fn, void *context) {
     inside_parallel_loop = true;
     run_part(0, parts, n, fn, context);
     inside_parallel_loop = false;
-    while (atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0) sk_cpu_relax();
+    // Spin briefly (the worker usually finishes within microseconds of us), then yield the core:
+    // on a machine with more runnable threads than cores the worker may be waiting for ours.
+    for (int spin = 0; atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0; spin++) {
+        if (spin < SK_SPIN_ROUNDS) sk_cpu_relax();
+        else sched_yield();
+    }
     pthread_mutex_unlock(&pool.busy);
 }

@@ -63,8 +63,8 @@ size_t sk_int8_packed_bytes(int N, int K);
 /// Bytes one quantized INT8 linear layer uses at run time: packed weights plus scales.
 size_t sk_int8_weights_bytes(int N, int K);
 
-/// Wq (N, K) -> packed (sk_int8_packed_bytes(N, K) bytes): panels of 4 output channels, each
-/// panel K/32 chunks of 4 × 32 bytes, K and N padded with zeros.
+/// Wq (N, K) -> packed (sk_int8_packed_bytes(N, K) bytes): panels of 2 output channels, each
+/// panel K/32 chunks of 2 × 32 bytes, K and N padded with zeros.
 void sk_pack_weights_int8(const int8_t *Wq, int N, int K, int8_t *packed);
 
 /// x (M, K) -> xq (M, sk_int8_padded_k(K)) and row_scales (M).
@@ -117,7 +117,8 @@ void sk_dequantize_weights_int4(const void *blocks, int N, int K, int group, flo
 void sk_quantize_rows_int8_grouped(const float *x, int M, int K, int group, int8_t *xq, float *scales);
 
 /// y (M, N) = Σ over groups of d_x · d_w · (xq · codes - 8) + bias. xq (M, K), x_scales (M, K/G),
-/// blocks from sk_quantize_weights_int4, bias (N) or NULL.
+/// blocks from sk_quantize_weights_int4, bias (N) or NULL. Writes nothing when
+/// !sk_int4_shape_ok(K, group): callers validate shapes when they build the layer.
 void sk_linear_int4(const int8_t *xq, const float *x_scales, int M, int K, int group,
                     const void *blocks, const float *bias, int N, float *y);
 
