@@ -116,8 +116,41 @@ enum BertCharacters {
         return age.major < 8 || (age.major == 8 && age.minor == 0)
     }
 
+    // The classes of every Basic Multilingual Plane scalar, looked up once: Unicode property lookups
+    // were most of the tokenizer's time, and nearly all text (Bangla included) lives in the BMP.
+    private static let controlBit: UInt8 = 1, whitespaceBit: UInt8 = 2, punctuationBit: UInt8 = 4, markBit: UInt8 = 8
+    private static let bmpClasses: [UInt8] = (0..<0x10000).map { value in
+        guard let scalar = Unicode.Scalar(UInt32(value)) else { return 0 }  // surrogate code points
+        var bits: UInt8 = 0
+        if computeIsControl(scalar) { bits |= controlBit }
+        if computeIsWhitespace(scalar) { bits |= whitespaceBit }
+        if computeIsPunctuation(scalar) { bits |= punctuationBit }
+        if computeIsNonspacingMark(scalar) { bits |= markBit }
+        return bits
+    }
+
+    @inline(__always)
+    private static func has(_ bit: UInt8, _ scalar: Unicode.Scalar, else compute: (Unicode.Scalar) -> Bool) -> Bool {
+        scalar.value < 0x10000 ? bmpClasses.withUnsafeBufferPointer { $0[Int(scalar.value)] & bit != 0 } : compute(scalar)
+    }
+
     /// Dropped by clean-text: Cc, Cf, Co, Cs — except \t \n \r, which count as whitespace.
-    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+    @inline(__always)
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool { has(controlBit, scalar, else: computeIsControl) }
+
+    /// Rust's `char::is_whitespace`: the Unicode White_Space property.
+    @inline(__always)
+    static func isWhitespace(_ scalar: Unicode.Scalar) -> Bool { has(whitespaceBit, scalar, else: computeIsWhitespace) }
+
+    /// ASCII symbols `!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~` plus every Unicode P* character.
+    @inline(__always)
+    static func isPunctuation(_ scalar: Unicode.Scalar) -> Bool { has(punctuationBit, scalar, else: computeIsPunctuation) }
+
+    /// A non-spacing mark (Mn), dropped when stripping accents.
+    @inline(__always)
+    static func isNonspacingMark(_ scalar: Unicode.Scalar) -> Bool { has(markBit, scalar, else: computeIsNonspacingMark) }
+
+    private static func computeIsControl(_ scalar: Unicode.Scalar) -> Bool {
         let v = scalar.value
         if v < 0x80 { return (v < 0x20 && v != 0x09 && v != 0x0A && v != 0x0D) || v == 0x7F }
         switch scalar.properties.generalCategory {
@@ -127,9 +160,7 @@ enum BertCharacters {
         }
     }
 
-    /// Rust's `char::is_whitespace`: the Unicode White_Space property.
-    @inline(__always)
-    static func isWhitespace(_ scalar: Unicode.Scalar) -> Bool {
+    private static func computeIsWhitespace(_ scalar: Unicode.Scalar) -> Bool {
         let v = scalar.value
         if v < 0x80 { return v == 0x20 || (v >= 0x09 && v <= 0x0D) }
         return scalar.properties.isWhitespace
@@ -147,9 +178,7 @@ enum BertCharacters {
         }
     }
 
-    /// ASCII symbols `!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~` plus every Unicode P* character.
-    @inline(__always)
-    static func isPunctuation(_ scalar: Unicode.Scalar) -> Bool {
+    private static func computeIsPunctuation(_ scalar: Unicode.Scalar) -> Bool {
         let v = scalar.value
         if v < 0x80 {
             return (v >= 0x21 && v <= 0x2F) || (v >= 0x3A && v <= 0x40) || (v >= 0x5B && v <= 0x60) || (v >= 0x7B && v <= 0x7E)
@@ -163,8 +192,7 @@ enum BertCharacters {
         }
     }
 
-    @inline(__always)
-    static func isNonspacingMark(_ scalar: Unicode.Scalar) -> Bool {
+    private static func computeIsNonspacingMark(_ scalar: Unicode.Scalar) -> Bool {
         scalar.value >= 0x300 && scalar.properties.generalCategory == .nonspacingMark && knownToUnicode8(scalar)
     }
 }
