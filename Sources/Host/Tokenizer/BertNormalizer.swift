@@ -26,6 +26,8 @@ struct BertNormalizer: Sendable {
         for scalar in scalars {
             var scalar = scalar
             if cleanText {
+                // Controls go before whitespace is mapped: U+000B, U+000C and U+0085 are both, and
+                // Hugging Face deletes them (joining the words around them) rather than splitting.
                 if scalar.value == 0 || scalar.value == 0xFFFD || BertCharacters.isControl(scalar) { continue }
                 if BertCharacters.isWhitespace(scalar) { scalar = " " }
             }
