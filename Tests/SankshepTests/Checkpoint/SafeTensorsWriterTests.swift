@@ -43,6 +43,10 @@ struct SafeTensorsWriterTests {
         #expect(try file.tensor(named: "q.scale") == Tensor(shape: [1, 2], scalars: [0.5, -3.25]))
         #expect(file.entry(named: "q.zero")?.shape == [0])
         #expect(file.metadata["quant_method"] == "dynamic")
+        // Kept for a check with the Python `safetensors` reader when SANKSHEP_EXPORT_DIR is set.
+        if let keep = ProcessInfo.processInfo.environment["SANKSHEP_EXPORT_DIR"] {
+            try SafeTensorsWriter.write(entries: entries, metadata: ["quant_method": "dynamic"], to: URL(fileURLWithPath: keep).appendingPathComponent("mixed-dtypes.safetensors"))
+        }
     }
 
     @Test("entries whose bytes do not match their shape, or that repeat a name, are refused")
