@@ -18,7 +18,9 @@ enum PickleValue {
     case global(module: String, name: String)
     /// A torch storage named by a persistent id; its bytes are read only when a tensor needs them.
     case storage(TorchStorageReference)
-    case tensor(Tensor)
+    /// A tensor as a view into a storage, materialised once the whole pickle has been read
+    /// (the legacy format stores the storages after the pickle).
+    case tensor(TorchTensorView)
 
     /// What a value is, for error messages.
     var kind: String {
@@ -102,9 +104,15 @@ struct PickleMachine {
         case binGet = 0x68, longBinGet = 0x6A                               // h j
     }
 
-    func run(_ data: Data) throws -> PickleValue {
-        let bytes = [UInt8](data)
-        var position = 0
+    /// Runs the pickle that starts at byte `start` of `data`; returns its value and the offset just
+    /// after its STOP (files may hold several pickles back to back).
+    func run(_ data: Data, from start: Int = 0) throws -> (value: PickleValue, end: Int) {
+        let data = data.startIndex == 0 ? data : Data(data)
+        return try data.withUnsafeBytes { try run(bytes: $0, from: start) }
+    }
+
+    private func run(bytes: UnsafeRawBufferPointer, from start: Int) throws -> (value: PickleValue, end: Int) {
+        var position = start
         var stack: [PickleValue] = []
         var marks: [Int] = []
         var memo: [Int: PickleValue] = [:]
@@ -112,7 +120,7 @@ struct PickleMachine {
         func fail(_ problem: String) -> CheckpointError {
             CheckpointError(file: file, problem: "pickle byte \(position): \(problem)")
         }
-        func read(_ count: Int) throws -> ArraySlice<UInt8> {
+        func read(_ count: Int) throws -> Slice<UnsafeRawBufferPointer> {
             guard count >= 0, count <= bytes.count - position else { throw fail("truncated (needs \(count) more bytes)") }
             defer { position += count }
             return bytes[position..<(position + count)]
@@ -185,7 +193,7 @@ struct PickleMachine {
             case .stop:
                 let result = try pop()
                 guard stack.isEmpty, marks.isEmpty else { throw fail("STOP with values left on the stack") }
-                return result
+                return (result, position)
             case .mark:
                 marks.append(stack.count)
             case .pop:

@@ -51,8 +51,8 @@ struct StateDict: Sendable {
         } else if bytes.count == 9, bytes[8] == UInt8(ascii: "{") {      // length prefix, then a JSON header
             let file = try SafeTensorsFile(contentsOf: url)
             stateDict = StateDict(file.entries.map { ($0.name, file.convertedToFloat($0)) })
-        } else if bytes.first == 0x80 {
-            throw CheckpointError(file: path, problem: "a bare pickle: the torch.save format before PyTorch 1.6 is not supported; re-save it with a newer torch")
+        } else if bytes.first == 0x80 {                                 // a pickle: torch.save's legacy stream
+            stateDict = try TorchCheckpoint.read(url)
         } else if bytes.count < 9 {
             throw CheckpointError(file: path, problem: "truncated: \(bytes.count) bytes is too short for any checkpoint format")
         } else {

@@ -54,20 +54,17 @@ enum AtomicFile {
         } catch {
             throw FileWriteError(file: destination.path, problem: "cannot create the folder \(folder.path) (\(error.localizedDescription))")
         }
-        // mkstemp gives a fresh name nobody else is writing to, even with parallel writers.
-        var template = Array(folder.appendingPathComponent(".\(destination.lastPathComponent).tmp-XXXXXX").path.utf8CString)
-        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        // A fresh random name nobody else is writing to (O_EXCL), created 0666 so the kernel applies the
+        // umask and the output ends up with ordinary permissions.
+        let temporaryPath = folder.appendingPathComponent(".\(destination.lastPathComponent).tmp-\(UUID().uuidString.prefix(8))").path
+        let descriptor = open(temporaryPath, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o666)
         guard descriptor >= 0 else {
             throw FileWriteError(file: destination.path, problem: "cannot create a temporary file in \(folder.path) (\(errnoText()))")
         }
-        let temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         var renamed = false
         defer { if !renamed { unlink(temporaryPath) } }
         do {
             defer { close(descriptor) }
-            // mkstemp creates the file 0600; outputs are ordinary files, readable as the umask allows.
-            let mask = umask(0); umask(mask)
-            fchmod(descriptor, 0o666 & ~mask)
             try fill(descriptor, destination.path)
             guard fsync(descriptor) == 0 else {
                 throw FileWriteError(file: destination.path, problem: "cannot flush the temporary file to disk (\(errnoText()))")

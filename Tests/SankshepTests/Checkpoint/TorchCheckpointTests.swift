@@ -188,7 +188,7 @@ struct TorchCheckpointTests {
     }
 
     @Test("files that are neither safetensors nor a torch zip are refused by content", arguments: [
-        ([0x80, 0x02, 0x8A, 0x0A], "before PyTorch 1.6"),
+        ([0x80, 0x02, 0x8A, 0x0A], "neither a torch.save zip nor a legacy torch.save file"),
         (Array("hello, this is text".utf8), "neither a safetensors file nor a torch.save zip"),
         ([0x01, 0x02], "truncated"),
     ] as [([UInt8], String)])
@@ -197,5 +197,31 @@ struct TorchCheckpointTests {
         let file = folder.file("weights.bin")
         try Data(bytes).write(to: file)
         #expect(oneLineError(naming: file.path) { _ = try StateDict.read(file) }.contains(expected))
+    }
+}
+
+@Suite("Reading what torch.save writes beyond plain float32 weights")
+struct TorchCheckpointViewsTests {
+    @Test("strided views, shared storages, half/bfloat16/double/int64 tensors and parameters read as torch made them contiguous",
+          arguments: ["views.pt", "views_legacy.pt"])
+    func viewsMatchTorch(file: String) throws {
+        let state = try StateDict.read(Fixtures.url("checkpoint/\(file)"))
+        let expected = try SafeTensorsFile(contentsOf: Fixtures.url("checkpoint/views.safetensors"))
+        #expect(state.names == ["base", "transposed", "corner", "column", "broadcast", "half", "bfloat", "double",
+                                "position_ids", "scalar", "parameter"])
+        for name in expected.names {
+            let tensor = try #require(state[name], "\(name) is missing")
+            #expect(tensor == (try expected.tensor(named: name)), "\(name) differs from torch's contiguous copy")
+        }
+        #expect(state["scalar"]?.shape == [])
+    }
+
+    @Test("a legacy-format file cut short is refused, naming the storage that is missing")
+    func truncatedLegacy() throws {
+        let folder = try TemporaryFolder()
+        let whole = try Data(contentsOf: Fixtures.url("checkpoint/views_legacy.pt"))
+        let file = folder.file("views_legacy.pt")
+        try whole.prefix(whole.count - 20).write(to: file)
+        #expect(oneLineError(naming: file.path) { _ = try StateDict.read(file) }.contains("truncated: storage"))
     }
 }
