@@ -6,7 +6,7 @@ import Testing
 struct AtomicFileTests {
     @Test("a write creates missing folders and leaves no temporary file")
     func writesAndCleansUp() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let target = folder.url.appendingPathComponent("run/fold_0/summary.csv")
         try AtomicFile.write(Data("a,b\n1,2\n".utf8), to: target)
         #expect(try String(contentsOf: target, encoding: .utf8) == "a,b\n1,2\n")
@@ -17,7 +17,7 @@ struct AtomicFileTests {
 
     @Test("a replaced file holds exactly the new content")
     func replaces() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let target = folder.file("config.json")
         try AtomicFile.write(Data(repeating: 65, count: 10_000), to: target)
         try AtomicFile.write(Data("{}".utf8), to: target)
@@ -28,7 +28,7 @@ struct AtomicFileTests {
     @Test("a write that fails half-way keeps the old file and removes the temporary one")
     func failureKeepsOldFile() throws {
         struct Interrupted: Error {}
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let target = folder.file("model.safetensors")
         try AtomicFile.write(Data("old".utf8), to: target)
         #expect(throws: Interrupted.self) {
@@ -43,16 +43,16 @@ struct AtomicFileTests {
 
     @Test("a folder that cannot be written gives one line naming the file")
     func unwritableFolder() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let blocker = folder.file("not-a-folder")
         try Data("x".utf8).write(to: blocker)
         let target = blocker.appendingPathComponent("out.json")
-        _ = oneLineError(naming: target.path) { try AtomicFile.write(Data("{}".utf8), to: target) }
+        _ = oneLineCheckpointError(naming: target.path) { try AtomicFile.write(Data("{}".utf8), to: target) }
     }
 
     @Test("a copy is identical to its source")
     func copies() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let source = Fixtures.url("bert-tiny/tokenizer.json")
         let target = folder.file("tokenizer.json")
         try AtomicFile.copy(from: source, to: target)

@@ -3,7 +3,7 @@ import Testing
 @testable import Host
 
 /// A fresh folder under the system temp dir, removed when the value is released.
-final class TemporaryFolder {
+final class CheckpointTempFolder {
     let url: URL
 
     init() throws {
@@ -23,7 +23,7 @@ final class TemporaryFolder {
 
 /// Runs `body`, which must throw, and returns the error's description after checking that it is a
 /// single line that names `file`.
-func oneLineError(naming file: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) -> String {
+func oneLineCheckpointError(naming file: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) -> String {
     do {
         try body()
         Issue.record("expected an error naming \(file), but nothing was thrown", sourceLocation: sourceLocation)

@@ -13,11 +13,11 @@ struct HuggingFaceDirectoryTests {
 
     @Test("a folder without weights, or with several candidates, is refused in one line")
     func refusesAmbiguousFolders() throws {
-        let folder = try TemporaryFolder()
-        #expect(oneLineError(naming: folder.url.path) { _ = try HuggingFaceDirectory.weightsFile(in: folder.url) }.contains("no model.safetensors"))
+        let folder = try CheckpointTempFolder()
+        #expect(oneLineCheckpointError(naming: folder.url.path) { _ = try HuggingFaceDirectory.weightsFile(in: folder.url) }.contains("no model.safetensors"))
         try Data().write(to: folder.file("best_model_fold0.pt"))
         try Data().write(to: folder.file("best_model_fold1.pt"))
-        #expect(oneLineError(naming: folder.url.path) { _ = try HuggingFaceDirectory.weightsFile(in: folder.url) }.contains("several weights files"))
+        #expect(oneLineCheckpointError(naming: folder.url.path) { _ = try HuggingFaceDirectory.weightsFile(in: folder.url) }.contains("several weights files"))
     }
 
     /// Reads a model folder and writes it back with `HuggingFaceDirectory.write`, then checks the
@@ -25,7 +25,7 @@ struct HuggingFaceDirectoryTests {
     /// SANKSHEP_EXPORT_DIR to keep the written folders for `scripts/check_transformers_load.py`.
     @Test("a model read and written back as a Hugging Face folder reads back exactly", arguments: ["bert-tiny-bin", "distilbert-tiny"])
     func writeAndReadBack(source: String) throws {
-        let scratch = try TemporaryFolder()
+        let scratch = try CheckpointTempFolder()
         let keep = ProcessInfo.processInfo.environment["SANKSHEP_EXPORT_DIR"].map { URL(fileURLWithPath: $0) }
         let output = (keep ?? scratch.url).appendingPathComponent(source)
         let (config, weights, _) = try HuggingFaceDirectory.read(Fixtures.url(source))

@@ -28,7 +28,7 @@ struct ModelConfigTests {
 
     @Test("writing a config back keeps the keys Sankshep does not know and changes only what was changed")
     func writeBackPreservesUnknownKeys() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         var config = try ModelConfig.read(Fixtures.url("distilbert-tiny/config.json"))
         config.numLayers = 1
         let file = folder.file("config.json")
@@ -49,7 +49,7 @@ struct ModelConfigTests {
 
     @Test("a preset made in code writes a config that reads back the same")
     func presetRoundTrip() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let preset = ModelConfig(modelType: .bert, vocabSize: 8000, hiddenSize: 256, numLayers: 4, numHeads: 4,
                                  intermediateSize: 1024, maxPositionEmbeddings: 128)
         try preset.write(to: folder.file("config.json"))
@@ -71,10 +71,10 @@ struct ModelConfigTests {
         (#"{"model_type": "bert", "#, "not valid JSON"),
     ])
     func refusals(json: String, expected: String) throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("config.json")
         try Data(json.utf8).write(to: file)
-        let message = oneLineError(naming: file.path) { _ = try ModelConfig.read(file) }
+        let message = oneLineCheckpointError(naming: file.path) { _ = try ModelConfig.read(file) }
         #expect(message.contains(expected), "\(message)")
     }
 

@@ -6,7 +6,7 @@ import Testing
 struct SafeTensorsWriterTests {
     @Test("a model file written back reads back bit for bit, metadata included")
     func roundTripIsExact() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let original = try SafeTensorsFile(contentsOf: Fixtures.url("bert-tiny/model.safetensors"))
         let tensors = try original.names.map { ($0, try original.tensor(named: $0)) }
         let copy = folder.file("copy.safetensors")
@@ -51,13 +51,13 @@ struct SafeTensorsWriterTests {
 
     @Test("entries whose bytes do not match their shape, or that repeat a name, are refused")
     func inconsistentEntries() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let target = folder.file("out.safetensors")
         let short = SafeTensorsWriter.Entry(name: "w", dtype: .f16, shape: [3], bytes: Data(count: 4))
-        #expect(oneLineError(naming: target.path) { try SafeTensorsWriter.write(entries: [short], to: target) }
+        #expect(oneLineCheckpointError(naming: target.path) { try SafeTensorsWriter.write(entries: [short], to: target) }
             .contains("tensor 'w': shape [3] of F16 needs 6 bytes, got 4"))
         let one = SafeTensorsWriter.Entry(name: "w", tensor: Tensor(zeros: [1]))
-        #expect(oneLineError(naming: target.path) { try SafeTensorsWriter.write(entries: [one, one], to: target) }
+        #expect(oneLineCheckpointError(naming: target.path) { try SafeTensorsWriter.write(entries: [one, one], to: target) }
             .contains("given twice"))
         #expect(try folder.contents().isEmpty, "a refused write leaves nothing behind")
     }

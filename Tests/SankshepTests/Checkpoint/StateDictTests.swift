@@ -26,7 +26,7 @@ struct StateDictTests {
         state["bert.embeddings.LayerNorm.bias"] = nil
         #expect(!state.names.contains("bert.embeddings.LayerNorm.bias"))
         let store = ParameterStore(layout: Self.embeddingLayout)
-        let message = oneLineError(naming: "ckpt.safetensors") { try state.load(into: store, file: "ckpt.safetensors") }
+        let message = oneLineCheckpointError(naming: "ckpt.safetensors") { try state.load(into: store, file: "ckpt.safetensors") }
         #expect(message == "ckpt.safetensors: missing tensor 'bert.embeddings.LayerNorm.bias'")
         try state.load(into: store, file: "ckpt.safetensors", optional: { $0.hasSuffix("LayerNorm.bias") })
         #expect(store.tensor("bert.embeddings.LayerNorm.weight") == state["bert.embeddings.LayerNorm.weight"])
@@ -38,14 +38,14 @@ struct StateDictTests {
         var layout = Self.embeddingLayout
         layout[1] = ("bert.embeddings.position_embeddings.weight", [128, 32])   // a config with 128 positions
         let store = ParameterStore(layout: layout)
-        let message = oneLineError(naming: "model.safetensors") { try state.load(into: store, file: "model.safetensors") }
+        let message = oneLineCheckpointError(naming: "model.safetensors") { try state.load(into: store, file: "model.safetensors") }
         #expect(message == "model.safetensors: tensor 'bert.embeddings.position_embeddings.weight' has shape [64, 32] but the model expects [128, 32]")
         #expect(store.tensor("bert.embeddings.word_embeddings.weight").scalars.allSatisfy { $0 == 0 }, "a failed load copies nothing")
     }
 
     @Test("legacy LayerNorm gamma/beta names are renamed as Hugging Face does on load")
     func legacyRenames() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("old.bin.safetensors")
         try SafeTensorsWriter.write([
             ("bert.embeddings.LayerNorm.gamma", Tensor(shape: [2], scalars: [1, 2])),
@@ -61,7 +61,7 @@ struct StateDictTests {
 
     @Test("the format is chosen by content, whatever the file is called")
     func formatByContent() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let disguised = folder.file("best_model_fold3.pt")
         try FileManager.default.copyItem(at: Fixtures.url("bert-tiny/model.safetensors"), to: disguised)
         #expect(try StateDict.read(disguised).count == 41)
@@ -69,7 +69,7 @@ struct StateDictTests {
 
     @Test("integer buffers are read as exact floats")
     func integerBuffers() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("ids.safetensors")
         let ids: [Int64] = [0, 1, 2, 511]
         try SafeTensorsWriter.write(entries: [

@@ -51,7 +51,7 @@ func writeTorchZip(to url: URL, members: [String: Data]) throws {
     }
 }
 
-func floatBytes(_ values: [Float]) -> Data { values.withUnsafeBytes { Data($0) } }
+func littleEndianFloatBytes(_ values: [Float]) -> Data { values.withUnsafeBytes { Data($0) } }
 
 @Suite("Reading torch.save checkpoints")
 struct TorchCheckpointTests {
@@ -86,7 +86,7 @@ struct TorchCheckpointTests {
 
     @Test("non-contiguous views and storage offsets are materialised in row-major order")
     func stridedViews() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("views.pt")
         let pickle = PickleBytes.stateDict([
             ("transposed", { $0.tensor(storage: "0", elements: 6, offset: 0, size: [3, 2], stride: [1, 3]) }),
@@ -94,7 +94,7 @@ struct TorchCheckpointTests {
             ("row", { $0.tensor(storage: "0", elements: 6, offset: 3, size: [1, 3], stride: [3, 1]) }),
             ("broadcast", { $0.tensor(storage: "0", elements: 6, offset: 5, size: [2, 2], stride: [0, 0]) }),
         ])
-        try writeTorchZip(to: file, members: ["data.pkl": Data(pickle), "data/0": floatBytes([0, 1, 2, 3, 4, 5]), "byteorder": Data("little".utf8)])
+        try writeTorchZip(to: file, members: ["data.pkl": Data(pickle), "data/0": littleEndianFloatBytes([0, 1, 2, 3, 4, 5]), "byteorder": Data("little".utf8)])
         let state = try TorchCheckpoint.read(file)
         #expect(state.names == ["transposed", "every_other", "row", "broadcast"])
         #expect(state["transposed"] == Tensor(shape: [3, 2], scalars: [0, 3, 1, 4, 2, 5]))
@@ -105,28 +105,28 @@ struct TorchCheckpointTests {
 
     @Test("a view reaching past its storage is refused, naming the storage")
     func viewPastStorage() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("lying.pt")
         let pickle = PickleBytes.stateDict([("w", { $0.tensor(storage: "0", elements: 6, offset: 2, size: [2, 3], stride: [3, 1]) })])
-        try writeTorchZip(to: file, members: ["data.pkl": Data(pickle), "data/0": floatBytes([0, 1, 2, 3, 4, 5])])
-        let message = oneLineError(naming: file.path) { _ = try TorchCheckpoint.read(file) }
+        try writeTorchZip(to: file, members: ["data.pkl": Data(pickle), "data/0": littleEndianFloatBytes([0, 1, 2, 3, 4, 5])])
+        let message = oneLineCheckpointError(naming: file.path) { _ = try TorchCheckpoint.read(file) }
         #expect(message.contains("storage 0") && message.contains("reaches element 7 of a storage of 6 elements"))
     }
 
     @Test("a storage file shorter than the pickle claims is refused")
     func shortStorage() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("short.pt")
         let pickle = PickleBytes.stateDict([("w", { $0.tensor(storage: "0", elements: 6, offset: 0, size: [6], stride: [1]) })])
-        try writeTorchZip(to: file, members: ["data.pkl": Data(pickle), "data/0": floatBytes([0, 1, 2])])
-        #expect(oneLineError(naming: file.path) { _ = try TorchCheckpoint.read(file) }.contains("has 12 bytes"))
+        try writeTorchZip(to: file, members: ["data.pkl": Data(pickle), "data/0": littleEndianFloatBytes([0, 1, 2])])
+        #expect(oneLineCheckpointError(naming: file.path) { _ = try TorchCheckpoint.read(file) }.contains("has 12 bytes"))
     }
 
     @Test("a pickle that asks for anything but tensor rebuilding is refused, naming the global", arguments: [
         ("os", "system"), ("builtins", "eval"), ("subprocess", "Popen"), ("torch", "load"), ("torch._utils", "_rebuild_qtensor"),
     ])
     func refusesForeignGlobals(module: String, name: String) throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("evil.pt")
         var pickle = PickleBytes()
         pickle.global(module, name)
@@ -135,56 +135,56 @@ struct TorchCheckpointTests {
         pickle.op(0x52)   // REDUCE
         pickle.op(0x2E)   // STOP
         try writeTorchZip(to: file, members: ["data.pkl": Data(pickle.bytes)])
-        let message = oneLineError(naming: file.path) { _ = try TorchCheckpoint.read(file) }
+        let message = oneLineCheckpointError(naming: file.path) { _ = try TorchCheckpoint.read(file) }
         #expect(message.contains("'\(module).\(name)'") && message.contains("refused"))
     }
 
     @Test("STACK_GLOBAL is held to the same rule as GLOBAL")
     func refusesStackGlobal() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("evil4.pt")
         var pickle = PickleBytes()
         pickle.string("builtins"); pickle.string("exec")
         pickle.op(0x93)   // STACK_GLOBAL
         pickle.op(0x2E)
         try writeTorchZip(to: file, members: ["data.pkl": Data(pickle.bytes)])
-        #expect(oneLineError(naming: file.path) { _ = try TorchCheckpoint.read(file) }.contains("'builtins.exec'"))
+        #expect(oneLineCheckpointError(naming: file.path) { _ = try TorchCheckpoint.read(file) }.contains("'builtins.exec'"))
     }
 
     @Test("opcodes a state dict never uses are refused")
     func refusesUnknownOpcodes() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("inst.pt")
         var pickle = PickleBytes()
         pickle.bytes += Array("ios\nsystem\n".utf8)   // INST: the text-protocol way to call a global
         try writeTorchZip(to: file, members: ["data.pkl": Data(pickle.bytes)])
-        #expect(oneLineError(naming: file.path) { _ = try TorchCheckpoint.read(file) }.contains("opcode 0x69"))
+        #expect(oneLineCheckpointError(naming: file.path) { _ = try TorchCheckpoint.read(file) }.contains("opcode 0x69"))
     }
 
     @Test("a truncated pickle is refused, not read past its end")
     func truncatedPickle() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("cut.pt")
         let whole = PickleBytes.stateDict([("w", { $0.tensor(storage: "0", elements: 1, offset: 0, size: [1], stride: [1]) })])
-        try writeTorchZip(to: file, members: ["data.pkl": Data(whole.prefix(whole.count / 2)), "data/0": floatBytes([1])])
-        #expect(oneLineError(naming: file.path) { _ = try TorchCheckpoint.read(file) }.contains("pickle byte"))
+        try writeTorchZip(to: file, members: ["data.pkl": Data(whole.prefix(whole.count / 2)), "data/0": littleEndianFloatBytes([1])])
+        #expect(oneLineCheckpointError(naming: file.path) { _ = try TorchCheckpoint.read(file) }.contains("pickle byte"))
     }
 
     @Test("a zip without data.pkl is refused")
     func zipWithoutPickle() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("pytorch_model.bin")
-        try writeTorchZip(to: file, members: ["data/0": floatBytes([1, 2]), "version": Data("3\n".utf8)])
-        #expect(oneLineError(naming: file.path) { _ = try StateDict.read(file) }.contains("no data.pkl"))
+        try writeTorchZip(to: file, members: ["data/0": littleEndianFloatBytes([1, 2]), "version": Data("3\n".utf8)])
+        #expect(oneLineCheckpointError(naming: file.path) { _ = try StateDict.read(file) }.contains("no data.pkl"))
     }
 
     @Test("a big-endian checkpoint is refused rather than read with swapped bytes")
     func bigEndian() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("be.pt")
         let pickle = PickleBytes.stateDict([("w", { $0.tensor(storage: "0", elements: 1, offset: 0, size: [1], stride: [1]) })])
-        try writeTorchZip(to: file, members: ["data.pkl": Data(pickle), "data/0": floatBytes([1]), "byteorder": Data("big".utf8)])
-        #expect(oneLineError(naming: file.path) { _ = try TorchCheckpoint.read(file) }.contains("big-endian"))
+        try writeTorchZip(to: file, members: ["data.pkl": Data(pickle), "data/0": littleEndianFloatBytes([1]), "byteorder": Data("big".utf8)])
+        #expect(oneLineCheckpointError(naming: file.path) { _ = try TorchCheckpoint.read(file) }.contains("big-endian"))
     }
 
     @Test("files that are neither safetensors nor a torch zip are refused by content", arguments: [
@@ -193,10 +193,10 @@ struct TorchCheckpointTests {
         ([0x01, 0x02], "truncated"),
     ] as [([UInt8], String)])
     func unknownFormats(bytes: [UInt8], expected: String) throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let file = folder.file("weights.bin")
         try Data(bytes).write(to: file)
-        #expect(oneLineError(naming: file.path) { _ = try StateDict.read(file) }.contains(expected))
+        #expect(oneLineCheckpointError(naming: file.path) { _ = try StateDict.read(file) }.contains(expected))
     }
 }
 
@@ -218,10 +218,10 @@ struct TorchCheckpointViewsTests {
 
     @Test("a legacy-format file cut short is refused, naming the storage that is missing")
     func truncatedLegacy() throws {
-        let folder = try TemporaryFolder()
+        let folder = try CheckpointTempFolder()
         let whole = try Data(contentsOf: Fixtures.url("checkpoint/views_legacy.pt"))
         let file = folder.file("views_legacy.pt")
         try whole.prefix(whole.count - 20).write(to: file)
-        #expect(oneLineError(naming: file.path) { _ = try StateDict.read(file) }.contains("truncated: storage"))
+        #expect(oneLineCheckpointError(naming: file.path) { _ = try StateDict.read(file) }.contains("truncated: storage"))
     }
 }
