@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// Which parameters weight decay applies to.
 enum WeightDecayRule: String, Sendable, CaseIterable {
@@ -33,7 +34,8 @@ enum WeightDecayRule: String, Sendable, CaseIterable {
 ///     p ← p + (−lr/(1 − β1ᵗ) · m) / (√v / √(1 − β2ᵗ) + ε)     (torch's addcmul/addcdiv order)
 ///
 /// The scalar factors are computed in Double as Python does, the element-wise work in Float in
-/// torch's order, so one step agrees with PyTorch to the last bit or two.
+/// torch's order (`sk_adamw_update` in Kernels/optimizer.c, AVX2 with a plain reference loop), so one
+/// step agrees with PyTorch to the last bit or two. Large models are updated on `sk_get_threads()` threads.
 ///
 /// It works on a `ParameterStore`: the moments are two flat buffers of the store's layout, so a step is
 /// one pass over five aligned arrays. Views in `store.frozen` are skipped entirely (no decay, moments
@@ -101,29 +103,26 @@ final class AdamW: @unchecked Sendable {
         let t = Double(stepCount)
         let biasCorrection1 = 1 - Foundation.pow(beta1, t)
         let biasCorrection2 = 1 - Foundation.pow(beta2, t)
-        let scalars = StepScalars(
-            decayFactor: Float(1 - learningRate * weightDecay),
-            oneMinusBeta1: Float(1 - beta1),
+        let decay = sk_adamw_scalars(
+            decay_factor: Float(1 - learningRate * weightDecay),
+            one_minus_beta1: Float(1 - beta1),
             beta2: Float(beta2),
-            oneMinusBeta2: Float(1 - beta2),
-            biasCorrection2Sqrt: Float(biasCorrection2.squareRoot()),
+            one_minus_beta2: Float(1 - beta2),
+            bias_correction2_sqrt: Float(biasCorrection2.squareRoot()),
             epsilon: Float(epsilon),
-            negativeStepSize: Float(-(learningRate / biasCorrection1)))
-        let noDecay = StepScalars(
-            decayFactor: 1, oneMinusBeta1: scalars.oneMinusBeta1, beta2: scalars.beta2,
-            oneMinusBeta2: scalars.oneMinusBeta2, biasCorrection2Sqrt: scalars.biasCorrection2Sqrt,
-            epsilon: scalars.epsilon, negativeStepSize: scalars.negativeStepSize)
+            negative_step_size: Float(-(learningRate / biasCorrection1)))
+        let noDecay = { var scalars = decay; scalars.decay_factor = 1; return scalars }()
 
         // Contiguous runs of views with the same decay setting become one loop each: for BERT that is a
         // few dozen runs instead of ~200 views, and the big ones are long enough to split across threads.
         var runs: [(range: Range<Int>, decay: Bool)] = []
         for (index, view) in store.views.enumerated()
         where !store.frozen.contains(view.name) && !withoutGradient.contains(view.name) && view.count > 0 {
-            let decay = decaysView[index] && weightDecay != 0
-            if let last = runs.last, last.decay == decay, last.range.upperBound == view.offset {
+            let decays = decaysView[index] && weightDecay != 0
+            if let last = runs.last, last.decay == decays, last.range.upperBound == view.offset {
                 runs[runs.count - 1].range = last.range.lowerBound..<view.range.upperBound
             } else {
-                runs.append((view.range, decay))
+                runs.append((view.range, decays))
             }
         }
         let chunks = Self.split(runs, chunkSize: 1 << 16)
@@ -131,13 +130,18 @@ final class AdamW: @unchecked Sendable {
         let work: @Sendable (Int) -> Void = { index in
             let chunk = chunks[index]
             let offset = chunk.range.lowerBound
-            Self.update(count: chunk.range.count, parameters: buffers.values + offset, gradients: buffers.gradients + offset,
-                        firstMoment: buffers.firstMoment + offset, secondMoment: buffers.secondMoment + offset,
-                        scalars: chunk.decay ? scalars : noDecay)
+            var scalars = chunk.decay ? decay : noDecay
+            // The element-wise update (Kernels/optimizer.c): AVX2 where the CPU has it.
+            sk_adamw_update(chunk.range.count, buffers.values + offset, buffers.gradients + offset,
+                            buffers.firstMoment + offset, buffers.secondMoment + offset, &scalars)
         }
-        // The update is bound by memory bandwidth; two threads still get more of it than one.
-        if store.count >= 1 << 20 {
-            DispatchQueue.concurrentPerform(iterations: chunks.count, execute: work)
+        // The update is bound by memory bandwidth, and two threads still draw more of it than one.
+        // Worker w takes chunks w, w + threads, …: the big views are spread evenly.
+        let threads = max(1, Int(sk_get_threads()))
+        if threads > 1 && store.count >= 1 << 20 {
+            DispatchQueue.concurrentPerform(iterations: threads) { worker in
+                for index in stride(from: worker, to: chunks.count, by: threads) { work(index) }
+            }
         } else {
             for index in chunks.indices { work(index) }
         }
@@ -151,16 +155,6 @@ final class AdamW: @unchecked Sendable {
         let secondMoment: UnsafeMutablePointer<Float>
     }
 
-    private struct StepScalars: Sendable {
-        let decayFactor: Float
-        let oneMinusBeta1: Float
-        let beta2: Float
-        let oneMinusBeta2: Float
-        let biasCorrection2Sqrt: Float
-        let epsilon: Float
-        let negativeStepSize: Float
-    }
-
     private static func split(_ runs: [(range: Range<Int>, decay: Bool)], chunkSize: Int) -> [(range: Range<Int>, decay: Bool)] {
         var chunks: [(range: Range<Int>, decay: Bool)] = []
         for run in runs {
@@ -172,22 +166,6 @@ final class AdamW: @unchecked Sendable {
             }
         }
         return chunks
-    }
-
-    /// The element-wise update on one contiguous run; a plain loop the compiler vectorises.
-    private static func update(count: Int, parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafeMutablePointer<Float>,
-                               firstMoment m: UnsafeMutablePointer<Float>, secondMoment v: UnsafeMutablePointer<Float>,
-                               scalars s: StepScalars) {
-        for i in 0..<count {
-            let grad = g[i]
-            let decayed = p[i] * s.decayFactor
-            let mean = m[i] + s.oneMinusBeta1 * (grad - m[i])
-            let square = v[i] * s.beta2 + (s.oneMinusBeta2 * grad) * grad
-            m[i] = mean
-            v[i] = square
-            let denominator = square.squareRoot() / s.biasCorrection2Sqrt + s.epsilon
-            p[i] = decayed + (s.negativeStepSize * mean) / denominator
-        }
     }
 
     // MARK: - Checkpointing

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// Global-norm gradient clipping as `torch.nn.utils.clip_grad_norm_`: the L2 norm over all gradients
 /// taken together; when it exceeds `maxNorm` every gradient is scaled by `maxNorm / (norm + 1e-6)`.
@@ -11,7 +12,7 @@ enum GradientClipping {
     @discardableResult
     static func clipGlobalNorm(_ store: ParameterStore, maxNorm: Float, withoutGradient: Set<String> = []) -> Float {
         let views = store.views.filter { !store.frozen.contains($0.name) && !withoutGradient.contains($0.name) }
-        // Sum of squares in Double: over 100M+ gradients a Float accumulator loses the small terms.
+        // Summed in Double: over 100M+ gradients a single Float accumulator would lose the small terms.
         var sumOfSquares = 0.0
         for view in views {
             sumOfSquares += squaredNorm(store.gradients + view.offset, count: view.count)
@@ -28,29 +29,8 @@ enum GradientClipping {
         return norm
     }
 
-    /// Σ x²: blocks of 4096 accumulated in eight Float lanes (SIMD, no reassociation needed), each
-    /// block's sum added in Double.
+    /// Σ x² (Kernels/optimizer.c: AVX2 float lanes per block of 1024, blocks summed in double).
     static func squaredNorm(_ x: UnsafePointer<Float>, count: Int) -> Double {
-        let raw = UnsafeRawPointer(x)
-        var total = 0.0
-        var start = 0
-        while start < count {
-            let end = min(start + 4096, count)
-            var lanes = SIMD8<Float>.zero
-            var i = start
-            while i + 8 <= end {
-                let v = raw.loadUnaligned(fromByteOffset: i * MemoryLayout<Float>.stride, as: SIMD8<Float>.self)
-                lanes.addProduct(v, v)
-                i += 8
-            }
-            var block = Double(lanes.sum())
-            while i < end {
-                block += Double(x[i] * x[i])
-                i += 1
-            }
-            total += block
-            start = end
-        }
-        return total
+        sk_sum_of_squares(x, count)
     }
 }
