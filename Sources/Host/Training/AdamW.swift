@@ -38,7 +38,7 @@ enum WeightDecayRule: String, Sendable, CaseIterable {
 /// step agrees with PyTorch to the last bit or two. Large models are updated on `sk_get_threads()` threads.
 ///
 /// It works on a `ParameterStore`: the moments are two flat buffers of the store's layout, so a step is
-/// one pass over five aligned arrays. Views in `store.frozen` are skipped entirely (no decay, moments
+/// one pass over four arrays (values, gradients, m, v). Views in `store.frozen` are skipped entirely (no decay, moments
 /// untouched), as PyTorch skips parameters with `requires_grad=False`.
 final class AdamW: @unchecked Sendable {
     struct State: Equatable, Sendable {
