@@ -338,9 +338,14 @@ def main():
                 notes["sankshep"] = report if ms is None else None
                 if arguments.quant:
                     quantized_model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+                    with torch.inference_mode():
+                        got = quantized_model(input_ids=ids, attention_mask=mask).logits.numpy()
+                    notes["pytorch_int8_max_abs_diff"] = float(abs(expected - got).max())
                     peers["pytorch-int8"], fastest["pytorch-int8"] = pytorch_infer(quantized_model, ids, mask, arguments)
                     del quantized_model
                     quantized_session = onnxruntime_session(quantize_onnx(exported[shape]))
+                    got = quantized_session.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+                    notes["onnxruntime_int8_max_abs_diff"] = float(abs(expected - got).max())
                     peers["onnxruntime-int8"], fastest["onnxruntime-int8"] = onnxruntime_infer(quantized_session, ids, mask, arguments)
                     del quantized_session
                     ms8, report8 = sankshep.measure(mode, shape, batch, seq, arguments, quant="dynamic")
