@@ -318,7 +318,7 @@ def main():
                 peers["pytorch"], fastest["pytorch"] = pytorch_train(shape, batch, seq, arguments)
                 ms, report = sankshep.measure(mode, shape, batch, seq, arguments)
                 sankshep_ms["pytorch"] = ms
-                notes["sankshep"] = report if ms is None else None
+                notes["sankshep"] = report
             else:
                 if shape not in models:
                     models[shape] = make_model(shape).eval()
@@ -335,7 +335,7 @@ def main():
                 peers["onnxruntime"], fastest["onnxruntime"] = onnxruntime_infer(session, ids, mask, arguments)
                 ms, report = sankshep.measure(mode, shape, batch, seq, arguments)
                 sankshep_ms["pytorch"] = sankshep_ms["onnxruntime"] = ms
-                notes["sankshep"] = report if ms is None else None
+                notes["sankshep"] = report
                 if arguments.quant:
                     quantized_model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
                     with torch.inference_mode():
@@ -350,7 +350,7 @@ def main():
                     del quantized_session
                     ms8, report8 = sankshep.measure(mode, shape, batch, seq, arguments, quant="dynamic")
                     sankshep_ms["pytorch-int8"] = sankshep_ms["onnxruntime-int8"] = ms8
-                    notes["sankshep_int8"] = report8 if ms8 is None else None
+                    notes["sankshep_int8"] = report8
             ratios = {peer: (round(sankshep_ms[peer] / peers[peer], 3) if sankshep_ms.get(peer) else None)
                       for peer in peers}
             summary["cases"].append({
@@ -359,6 +359,8 @@ def main():
                 "peers_fastest_ms": {peer: round(ms, 2) for peer, ms in fastest.items()},
                 "sankshep_ms": {peer: (round(ms, 2) if ms else None) for peer, ms in sankshep_ms.items()},
                 "ratio_sankshep_over_peer": ratios,
+                # Differences of the exported/quantized logits from PyTorch FP32, and sankshep's own JSON
+                # report (or the reason it was not measured).
                 "notes": {key: value for key, value in notes.items() if value is not None},
             })
             for peer, ms in peers.items():
@@ -394,7 +396,7 @@ def print_table(summary):
     else:
         for case in summary["cases"]:
             for key in ("sankshep", "sankshep_int8"):
-                if key in case["notes"]:
+                if isinstance(case["notes"].get(key), str):  # a reason it was not measured
                     print(f"sankshep ({case['mode']} {case['shape']} {case['batch']}x{case['seq']}): {case['notes'][key]}")
     print("ratio = sankshep / peer (below 1: Sankshep is faster); load average at start "
           f"{summary['machine']['load_average_at_start']}, at end {summary['machine']['load_average_at_end']}")
