@@ -1,7 +1,5 @@
 import Kernels
 
-// SeededGenerator (SplitMix64) is shared with the plugin tests: Plugins/PluginTestSupport.swift.
-
 func randomFloats(_ count: Int, in range: ClosedRange<Float>, _ generator: inout SeededGenerator) -> [Float] {
     (0..<count).map { _ in Float.random(in: range, using: &generator) }
 }
