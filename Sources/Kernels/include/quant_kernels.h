@@ -32,6 +32,11 @@ bool sk_quant_uses_avx2(void);
 /// (and honouring SANKSHEP_NO_SIMD). Not to be called while kernels run on other threads.
 void sk_quant_set_simd(bool enabled);
 
+/// Sets how many threads the quantized kernels' loops use (sk_get_threads()) while leaving OpenBLAS's
+/// own count as it was. A plugin library carries its own copy of these kernels but shares the
+/// process's OpenBLAS with the host, so it must not change the host's BLAS setting.
+void sk_quant_set_threads(int threads);
+
 // ================================================================ FP16 conversion
 
 /// float -> IEEE half, round to nearest even (overflow -> ±inf), as F16C's `vcvtps2ph` does.
@@ -66,6 +71,10 @@ size_t sk_int8_weights_bytes(int N, int K);
 /// Wq (N, K) -> packed (sk_int8_packed_bytes(N, K) bytes): panels of 2 output channels, each
 /// panel K/32 chunks of 2 × 32 bytes, K and N padded with zeros.
 void sk_pack_weights_int8(const int8_t *Wq, int N, int K, int8_t *packed);
+
+/// packed -> Wq (N, K): the inverse of sk_pack_weights_int8 (a layer keeps only the packed copy and
+/// rebuilds the storage layout when it is saved).
+void sk_unpack_weights_int8(const int8_t *packed, int N, int K, int8_t *Wq);
 
 /// x (M, K) -> xq (M, sk_int8_padded_k(K)) and row_scales (M).
 /// static_scale > 0: every row uses that scale (static quantization; values beyond ±127·scale clamp).
@@ -136,6 +145,9 @@ size_t sk_fp16_packed_bytes(int N, int K);
 
 /// Wh (N, K) half -> packed (sk_fp16_packed_bytes(N, K) bytes).
 void sk_pack_weights_fp16(const uint16_t *Wh, int N, int K, uint16_t *packed);
+
+/// packed -> Wh (N, K): the inverse of sk_pack_weights_fp16.
+void sk_unpack_weights_fp16(const uint16_t *packed, int N, int K, uint16_t *Wh);
 
 /// y (M, N) = x (M, K) · Wᵀ + bias with W from sk_pack_weights_fp16.
 void sk_linear_fp16(const float *x, int M, int K, const uint16_t *packed, const float *bias, int N, float *y);
