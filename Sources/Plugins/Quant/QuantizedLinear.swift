@@ -89,19 +89,28 @@ struct BlobSource {
     let error: UnsafeMutablePointer<sk_error>?
     let layer: String
 
-    /// The blob `name`, which must hold exactly `count` values of `T` (or, with `allowEmpty`, none).
-    func read<T>(_ name: String, as type: T.Type, count: Int, allowEmpty: Bool = false) throws -> UnsafeRawBufferPointer {
+    /// The blob `name` as saved, whatever its size.
+    func raw(_ name: String) throws -> UnsafeRawBufferPointer {
         guard let read = reader.pointee.read else { throw QuantFailure.badData("the host's blob reader has no read function") }
         var data: UnsafeRawPointer?
         var bytes: UInt64 = 0
         let status = read(reader, name, &data, &bytes, error)
         if status != SK_OK { throw QuantFailure(status, nil) }
-        let expected = count * MemoryLayout<T>.stride
-        if allowEmpty && bytes == 0 { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        guard Int(bytes) == expected, let data else {
-            throw QuantFailure.badData("\(layer): blob '\(name)' has \(bytes) bytes, expected \(expected)")
+        guard bytes == 0 || data != nil, bytes <= UInt64(Int.max) else {
+            throw QuantFailure.badData("\(layer): blob '\(name)' came back without data")
         }
-        return UnsafeRawBufferPointer(start: data, count: expected)
+        return UnsafeRawBufferPointer(start: data, count: Int(bytes))
+    }
+
+    /// The blob `name`, which must hold exactly `count` values of `T` (or, with `allowEmpty`, none).
+    func read<T>(_ name: String, as type: T.Type, count: Int, allowEmpty: Bool = false) throws -> UnsafeRawBufferPointer {
+        let blob = try raw(name)
+        let expected = count * MemoryLayout<T>.stride
+        if allowEmpty && blob.isEmpty { return blob }
+        guard blob.count == expected else {
+            throw QuantFailure.badData("\(layer): blob '\(name)' has \(blob.count) bytes, expected \(expected)")
+        }
+        return blob
     }
 
     func floats(_ name: String, count: Int, allowEmpty: Bool = false) throws -> [Float] {

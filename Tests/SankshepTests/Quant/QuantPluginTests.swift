@@ -98,8 +98,10 @@ struct QuantPluginTests {
         let quantized = try layer.quantize(method("int4"), options: ["group_size": group])
         #expect(relativeError(try quantized.forward(layer.x, tokens: layer.tokens), layer.exact) <= 0.10)
         let groups = Int(group)!
-        let expected = 40 * (384 / groups) * (2 + groups / 2) + 4 + 40 * 4
-        #expect(quantized.savedBytes == expected)
+        // Codes two per byte, one int8 scale per group, one float scale per channel, the bias.
+        #expect(quantized.savedBytes == 40 * 384 / 2 + 40 * (384 / groups) + 40 * 4 + 40 * 4)
+        let loaded = try method("int4").load(blobs: try quantized.serialize(), formatVersion: "1", rows: 40, cols: 384)
+        #expect(try loaded.forward(layer.x, tokens: 5) == quantized.forward(layer.x, tokens: 5), "group size \(group) read back")
     }
 
     @Test("serialize then deserialize gives identical outputs, with or without bias",
@@ -126,7 +128,7 @@ struct QuantPluginTests {
         #expect(Set(try layer.quantize(method("dynamic")).serialize().keys) == ["weight.int8", "weight.scale", "bias"])
         #expect(Set(try layer.quantize(method("static"), stats: layer.calibrationStats).serialize().keys)
                 == ["weight.int8", "weight.scale", "bias", "input.scale"])
-        #expect(Set(try layer.quantize(method("int4")).serialize().keys) == ["weight.q4", "group_size", "bias"])
+        #expect(Set(try layer.quantize(method("int4")).serialize().keys) == ["weight.q4", "weight.group_scale", "weight.scale", "bias"])
         #expect(Set(try layer.quantize(method("fp16")).serialize().keys) == ["weight.f16", "bias"])
     }
 
@@ -271,9 +273,9 @@ struct QuantPluginTests {
         #expect(wrongShape.message.hasSuffix("dynamic layer (5 x 32): blob 'weight.int8' has 320 bytes, expected 160"))
         let int4 = try method("int4")
         var int4Blobs = try layer.quantize(int4).serialize()
-        int4Blobs["group_size"] = withUnsafeBytes(of: Int32(48)) { Array($0) }
+        int4Blobs["weight.group_scale"] = [Int8](repeating: 1, count: 5 * 3).map { UInt8(bitPattern: $0) }
         let group = try #require(throws: PluginError.self) { try int4.load(blobs: int4Blobs, formatVersion: "1", rows: 5, cols: 64) }
-        #expect(group.message.hasSuffix("int4 layer (5 x 64): group_size 48 is not one of 32, 64, 128"))
+        #expect(group.message.hasSuffix("int4 layer (5 x 64): blob 'weight.group_scale' has 15 bytes, not one scale per 32, 64 or 128 inputs of each row"))
         for error in [version, missingError, wrongShape, group] { #expect(!error.message.contains("\n")) }
     }
 
