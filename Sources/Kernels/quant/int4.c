@@ -233,8 +233,11 @@ SK_INLINE SK_TARGET_AVX2 int32_t hsum_epi32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-SK_INLINE SK_TARGET_AVX2 void tile_avx2(const int4_job *job, int m, int mr, int p, int32_t sums[Q4_MR][Q4_NR]) {
-    const int K = job->K, group = job->group, groups = K / group, Gp = job->Gp;
+// `mr` rows of x times channel pair p. `chunks_per_group` (G / 32) and `mr` are constants at every
+// call site, so the chunk loop unrolls and the tile stays in registers.
+SK_INLINE SK_TARGET_AVX2 void tile_avx2(const int4_job *job, int m, int mr, int p, int chunks_per_group,
+                                        int32_t sums[Q4_MR][Q4_NR]) {
+    const int K = job->K, group = chunks_per_group * Q4_CHUNK, groups = K / group, Gp = job->Gp;
     const uint8_t *panel = job->panels + (size_t)p * K;
     const int16_t *scale_low = job->scales + (size_t)(Q4_NR * p) * Gp, *scale_high = scale_low + Gp;
     const int8_t *x = job->xq + (size_t)m * K;
@@ -243,7 +246,8 @@ SK_INLINE SK_TARGET_AVX2 void tile_avx2(const int4_job *job, int m, int mr, int 
     for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
     for (int g = 0; g < groups; g++) {
         const __m256i s0 = _mm256_set1_epi16(scale_low[g]), s1 = _mm256_set1_epi16(scale_high[g]);
-        for (int k = g * group; k < (g + 1) * group; k += Q4_CHUNK) {
+        for (int j = 0; j < chunks_per_group; j++) {
+            const int k = g * group + j * Q4_CHUNK;
             __m256i bytes = _mm256_loadu_si256((const __m256i *)(panel + k));
             __m256i u0 = _mm256_and_si256(bytes, low_nibbles);                      // channel 2p
             __m256i u1 = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles); // channel 2p + 1
@@ -272,17 +276,29 @@ SK_INLINE SK_TARGET_AVX2 void tile_avx2(const int4_job *job, int m, int mr, int 
     }
 }
 
+// One instance per (group size, rows) pair, so both are constants inside the tile.
+#define Q4_TILE_FOR_GROUP(CHUNKS)                                              \
+    switch (mr) {                                                              \
+    case 4: tile_avx2(job, m, 4, p, CHUNKS, sums); break;                      \
+    case 3: tile_avx2(job, m, 3, p, CHUNKS, sums); break;                      \
+    case 2: tile_avx2(job, m, 2, p, CHUNKS, sums); break;                      \
+    default: tile_avx2(job, m, 1, p, CHUNKS, sums); break;                     \
+    }
+
+SK_TARGET_AVX2 static void tile_avx2_for(const int4_job *job, int m, int mr, int p, int32_t sums[Q4_MR][Q4_NR]) {
+    switch (job->group) {
+    case 32: Q4_TILE_FOR_GROUP(1) break;
+    case 64: Q4_TILE_FOR_GROUP(2) break;
+    default: Q4_TILE_FOR_GROUP(4) break;
+    }
+}
+
 SK_TARGET_AVX2 static void panels_avx2(const int4_job *job, int m0, int m1, int p0, int p1) {
     for (int p = p0; p < p1; p++) {
         for (int m = m0; m < m1; m += Q4_MR) {
             int mr = m1 - m < Q4_MR ? m1 - m : Q4_MR;
             int32_t sums[Q4_MR][Q4_NR];
-            switch (mr) {   // constant shapes let the compiler keep the tile in registers
-            case 4: tile_avx2(job, m, 4, p, sums); break;
-            case 3: tile_avx2(job, m, 3, p, sums); break;
-            case 2: tile_avx2(job, m, 2, p, sums); break;
-            default: tile_avx2(job, m, 1, p, sums); break;
-            }
+            tile_avx2_for(job, m, mr, p, sums);
             store_tile(job, m, mr, p * Q4_NR, sums);
         }
     }
