@@ -22,8 +22,9 @@ typedef struct {
     int M, N, K, group;
     float *x, *W, *bias, *y;
     int8_t *xq, *Wq, *packed8;
-    float *row_scales, *weight_scales, *group_scales;
-    void *blocks4;
+    float *row_scales, *weight_scales, *channel_scales4;
+    int16_t *group_sums;
+    void *packed4;
     uint16_t *Wh, *packed16;
 } problem;
 
@@ -37,9 +38,12 @@ static void run_int8(problem *p) {
     sk_quantize_rows_int8(p->x, p->M, p->K, 0.0f, p->xq, p->row_scales);
     sk_linear_int8(p->xq, p->row_scales, p->M, p->K, p->packed8, p->weight_scales, p->bias, p->N, p->y);
 }
+// INT4 as a layer runs it: per-row int8 activations and their group sums, then the product.
 static void run_int4(problem *p) {
-    sk_quantize_rows_int8_grouped(p->x, p->M, p->K, p->group, p->xq, p->group_scales);
-    sk_linear_int4(p->xq, p->group_scales, p->M, p->K, p->group, p->blocks4, p->bias, p->N, p->y);
+    sk_quantize_rows_int8(p->x, p->M, p->K, 0.0f, p->xq, p->row_scales);
+    sk_int4_activation_sums(p->xq, p->M, p->K, p->group, p->group_sums);
+    sk_linear_int4(p->xq, p->row_scales, p->group_sums, p->M, p->K, p->group, p->packed4, p->channel_scales4,
+                   p->bias, p->N, p->y);
 }
 static void run_fp16(problem *p) { sk_linear_fp16(p->x, p->M, p->K, p->packed16, p->bias, p->N, p->y); }
 
@@ -59,7 +63,7 @@ static double best_seconds(kernel_fn fn, problem *p, double *best_cpu) {
 }
 
 int main(int argc, char **argv) {
-    int shapes[][3] = {{1, 768, 3072}, {32, 768, 3072}, {32, 3072, 768}, {256, 768, 768}, {1024, 768, 3072}};
+    int shapes[][3] = {{1, 768, 768}, {1, 768, 3072}, {32, 768, 768}, {32, 768, 3072}, {32, 3072, 768}, {1024, 768, 3072}};
     int group = argc > 1 ? atoi(argv[1]) : 32;
     const char *only = argc > 2 ? argv[2] : NULL;
     printf("avx2: %d, int4 group %d\n", sk_quant_uses_avx2(), group);
@@ -75,14 +79,20 @@ int main(int argc, char **argv) {
         for (int i = 0; i < N; i++) p.bias[i] = 0.01f * i;
         p.xq = malloc((size_t)M * Kp);
         p.row_scales = malloc(sizeof(float) * M);
-        p.group_scales = malloc(sizeof(float) * M * (K / group));
+        p.group_sums = malloc(sizeof(int16_t) * M * sk_int4_padded_groups(K, group));
         p.Wq = malloc((size_t)N * K);
         p.weight_scales = malloc(sizeof(float) * N);
         p.packed8 = malloc(sk_int8_packed_bytes(N, K));
         sk_quantize_weights_int8_per_channel(p.W, N, K, p.Wq, p.weight_scales);
         sk_pack_weights_int8(p.Wq, N, K, p.packed8);
-        p.blocks4 = malloc(sk_int4_weights_bytes(N, K, group));
-        sk_quantize_weights_int4(p.W, N, K, group, p.blocks4);
+        uint8_t *codes4 = malloc(sk_int4_codes_bytes(N, K));
+        int8_t *group_scales4 = malloc((size_t)N * (K / group));
+        p.channel_scales4 = malloc(sizeof(float) * N);
+        sk_quantize_weights_int4(p.W, N, K, group, codes4, group_scales4, p.channel_scales4);
+        p.packed4 = malloc(sk_int4_packed_bytes(N, K, group));
+        sk_pack_weights_int4(codes4, group_scales4, N, K, group, p.packed4);
+        free(codes4);
+        free(group_scales4);
         p.Wh = malloc(sizeof(uint16_t) * N * K);
         sk_float_to_half(p.W, p.Wh, (size_t)N * K);
         p.packed16 = malloc(sk_fp16_packed_bytes(N, K));
@@ -100,8 +110,8 @@ int main(int argc, char **argv) {
                        cpu * 1e6, 2.0 * M * N * K / cpu * 1e-9);
             }
         }
-        free(p.x); free(p.W); free(p.bias); free(p.y); free(p.xq); free(p.row_scales); free(p.group_scales);
-        free(p.Wq); free(p.weight_scales); free(p.packed8); free(p.blocks4); free(p.Wh); free(p.packed16);
+        free(p.x); free(p.W); free(p.bias); free(p.y); free(p.xq); free(p.row_scales); free(p.group_sums); free(p.channel_scales4);
+        free(p.Wq); free(p.weight_scales); free(p.packed8); free(p.packed4); free(p.Wh); free(p.packed16);
     }
     return 0;
 }

@@ -32,6 +32,11 @@ bool sk_quant_uses_avx2(void);
 /// (and honouring SANKSHEP_NO_SIMD). Not to be called while kernels run on other threads.
 void sk_quant_set_simd(bool enabled);
 
+/// Sets how many threads the quantized kernels' loops use (sk_get_threads()) while leaving OpenBLAS's
+/// own count as it was. A plugin library carries its own copy of these kernels but shares the
+/// process's OpenBLAS with the host, so it must not change the host's BLAS setting.
+void sk_quant_set_threads(int threads);
+
 // ================================================================ FP16 conversion
 
 /// float -> IEEE half, round to nearest even (overflow -> ±inf), as F16C's `vcvtps2ph` does.
@@ -67,6 +72,10 @@ size_t sk_int8_weights_bytes(int N, int K);
 /// panel K/32 chunks of 2 × 32 bytes, K and N padded with zeros.
 void sk_pack_weights_int8(const int8_t *Wq, int N, int K, int8_t *packed);
 
+/// packed -> Wq (N, K): the inverse of sk_pack_weights_int8 (a layer keeps only the packed copy and
+/// rebuilds the storage layout when it is saved).
+void sk_unpack_weights_int8(const int8_t *packed, int N, int K, int8_t *Wq);
+
 /// x (M, K) -> xq (M, sk_int8_padded_k(K)) and row_scales (M).
 /// static_scale > 0: every row uses that scale (static quantization; values beyond ±127·scale clamp).
 /// static_scale <= 0: each row gets its own scale max|x[m, :]| / 127 (dynamic quantization).
@@ -83,47 +92,58 @@ void sk_linear_int8_reference(const int8_t *xq, int ldx, const float *row_scales
 
 // ================================================================ INT4 (group-wise weights)
 //
-// Each row of W is cut into groups of G = 32, 64 or 128 consecutive inputs (K must be a multiple of
-// G). A group is stored as a block: its scale d as IEEE half, then G/2 bytes of 4-bit codes. Within
-// every 32 inputs of the group, byte j holds input j in its low nibble and input j + 16 in its high
-// nibble (ggml's `block_q4_0` order). Code c in [0, 15] means the weight (c - 8) · d. The scale is
-// chosen as ggml does: d = w* / -8, where w* is the group's weight of largest magnitude, so w* is
-// exact and the rest round into [-8, 7].
-// Activations are quantized per row and per group of the same G to int8 (symmetric, [-127, 127]),
-// and each block's integer dot product is scaled by d_w · d_x; W is never expanded to float.
+// Each row of W is cut into groups of G = 32, 64 or 128 consecutive inputs (K a multiple of G, at most
+// 8192). Weight n, k is (u - 8) · s[n, g] · D[n]: a 4-bit code u in [0, 15], a signed integer scale
+// s in [-127, 127] per group and a float scale D per output channel. s is chosen from the group's
+// ideal scale d_g = w*/-8 (w* the group's weight of largest magnitude, as ggml's q4_0 does) rounded
+// away from zero to a multiple of D = max_g |d_g| / 127, so nothing clips; the codes are rounded
+// against the stored step. Integer group scales let the kernel sum a whole row in int32 (int4.c).
+// Storage layout: codes (N, K/2) bytes, byte i of a row holding input 2i in its low nibble and input
+// 2i + 1 in its high nibble; group_scales (N, K/G) int8; channel_scales (N) float.
+// Activations are quantized per row exactly as dynamic INT8 (sk_quantize_rows_int8 with static_scale
+// 0), plus their sums per group (sk_int4_activation_sums), which remove the codes' offset of 8.
 
-/// A block for G = 32 (the layout of every 32-input part of larger groups too).
-typedef struct {
-    uint16_t d;          // scale, IEEE half
-    uint8_t qs[16];      // 32 codes, two per byte
-} sk_block_q4_32;
-
-typedef struct { uint16_t d; uint8_t qs[32]; } sk_block_q4_64;
-typedef struct { uint16_t d; uint8_t qs[64]; } sk_block_q4_128;
-
-/// True when G is a supported group size and K a positive multiple of it.
+/// True when G is a supported group size and K a positive multiple of it, at most 8192.
 bool sk_int4_shape_ok(int K, int group);
 
-/// Bytes of an (N, K) INT4 weight with group size G: N · K/G blocks of 2 + G/2 bytes.
-size_t sk_int4_weights_bytes(int N, int K, int group);
+/// Groups per row rounded up to 16: the row length of the int16 group sums and packed group scales.
+int sk_int4_padded_groups(int K, int group);
 
-/// W (N, K) -> blocks (sk_int4_weights_bytes bytes), row by row, group by group.
-void sk_quantize_weights_int4(const float *W, int N, int K, int group, void *blocks);
+/// Bytes of the stored codes of an (N, K) weight: N · K / 2.
+size_t sk_int4_codes_bytes(int N, int K);
 
-/// blocks -> W (N, K) float.
-void sk_dequantize_weights_int4(const void *blocks, int N, int K, int group, float *W);
+/// W (N, K) -> codes (sk_int4_codes_bytes), group_scales (N, K/G) and channel_scales (N).
+void sk_quantize_weights_int4(const float *W, int N, int K, int group, uint8_t *codes, int8_t *group_scales,
+                              float *channel_scales);
 
-/// x (M, K) -> xq (M, K) int8 and scales (M, K/G): scale = max|x over the group| / 127.
-void sk_quantize_rows_int8_grouped(const float *x, int M, int K, int group, int8_t *xq, float *scales);
+/// Storage layout -> W (N, K) float: (u - 8) · s · D.
+void sk_dequantize_weights_int4(const uint8_t *codes, const int8_t *group_scales, const float *channel_scales,
+                                int N, int K, int group, float *W);
 
-/// y (M, N) = Σ over groups of d_x · d_w · (xq · codes - 8) + bias. xq (M, K), x_scales (M, K/G),
-/// blocks from sk_quantize_weights_int4, bias (N) or NULL. Writes nothing when
-/// !sk_int4_shape_ok(K, group): callers validate shapes when they build the layer.
-void sk_linear_int4(const int8_t *xq, const float *x_scales, int M, int K, int group,
-                    const void *blocks, const float *bias, int N, float *y);
+/// Bytes of the packed run-time layout (codes of channel pairs interleaved by nibble, then the group
+/// scales as int16 rows of sk_int4_padded_groups, channels padded to even).
+size_t sk_int4_packed_bytes(int N, int K, int group);
 
-void sk_linear_int4_reference(const int8_t *xq, const float *x_scales, int M, int K, int group,
-                              const void *blocks, const float *bias, int N, float *y);
+/// codes and group_scales -> packed (sk_int4_packed_bytes bytes).
+void sk_pack_weights_int4(const uint8_t *codes, const int8_t *group_scales, int N, int K, int group, void *packed);
+
+/// packed -> codes and group_scales: the inverse of sk_pack_weights_int4.
+void sk_unpack_weights_int4(const void *packed, int N, int K, int group, uint8_t *codes, int8_t *group_scales);
+
+/// xq (M, K) -> sums (M, sk_int4_padded_groups) int16: Σ of xq over each group, zero-padded.
+void sk_int4_activation_sums(const int8_t *xq, int M, int K, int group, int16_t *sums);
+
+/// y (M, N) = row_scales[m] · channel_scales[n] · Σ_k s · (u - 8) · xq + bias. xq (M, K) and
+/// row_scales (M) from sk_quantize_rows_int8, sums from sk_int4_activation_sums, packed from
+/// sk_pack_weights_int4, bias (N) or NULL. Writes nothing when !sk_int4_shape_ok(K, group): callers
+/// validate shapes when they build the layer.
+void sk_linear_int4(const int8_t *xq, const float *row_scales, const int16_t *sums, int M, int K, int group,
+                    const void *packed, const float *channel_scales, const float *bias, int N, float *y);
+
+/// The same product from the storage layout, one output at a time (exactly equal: integer sums).
+void sk_linear_int4_reference(const int8_t *xq, const float *row_scales, int M, int K, int group,
+                              const uint8_t *codes, const int8_t *group_scales, const float *channel_scales,
+                              const float *bias, int N, float *y);
 
 // ================================================================ FP16 weights
 //
@@ -136,6 +156,9 @@ size_t sk_fp16_packed_bytes(int N, int K);
 
 /// Wh (N, K) half -> packed (sk_fp16_packed_bytes(N, K) bytes).
 void sk_pack_weights_fp16(const uint16_t *Wh, int N, int K, uint16_t *packed);
+
+/// packed -> Wh (N, K): the inverse of sk_pack_weights_fp16.
+void sk_unpack_weights_fp16(const uint16_t *packed, int N, int K, uint16_t *Wh);
 
 /// y (M, N) = x (M, K) · Wᵀ + bias with W from sk_pack_weights_fp16.
 void sk_linear_fp16(const float *x, int M, int K, const uint16_t *packed, const float *bias, int N, float *y);

@@ -1,6 +1,8 @@
 // Run-time choice between the AVX2 + FMA + F16C kernels and the portable ones, made once.
 #include "quant_common.h"
 #include "quant_kernels.h"
+#include "kernels.h"
+#include <cblas.h>
 #include <stdlib.h>
 
 static int detected = -1;   // -1 unknown, 0 portable, 1 AVX2. Benign race: every thread computes the same.
@@ -25,4 +27,10 @@ void sk_quant_set_simd(bool enabled) {
     detected = -1;
     if (!enabled) detected = 0;
     else (void)sk_quant_has_avx2();
+}
+
+void sk_quant_set_threads(int threads) {
+    int blas_threads = openblas_get_num_threads();
+    sk_set_threads(threads);
+    openblas_set_num_threads(blas_threads);
 }

@@ -35,6 +35,13 @@ void sk_pack_weights_fp16(const uint16_t *Wh, int N, int K, uint16_t *packed) {
     }
 }
 
+void sk_unpack_weights_fp16(const uint16_t *packed, int N, int K, uint16_t *Wh) {
+    for (int n = 0; n < N; n++) {
+        const uint16_t *panel = packed + (size_t)(n / FP16_NR) * FP16_NR * K;
+        for (int k = 0; k < K; k++) Wh[(size_t)n * K + k] = panel[(size_t)k * FP16_NR + n % FP16_NR];
+    }
+}
+
 void sk_linear_fp16_reference(const float *x, int M, int K, const uint16_t *Wh, const float *bias, int N, float *y) {
     for (int m = 0; m < M; m++) {
         for (int n = 0; n < N; n++) {

@@ -1,143 +1,178 @@
-// INT4 group-wise linear layer: y[m, n] = Σ_groups d_x · d_w · Σ_k xq · (code - 8) + b[n].
+// INT4 group-wise linear layer with integer group scales:
 //
-// W stays in its 4-bit blocks (quant_kernels.h describes them); per 32 inputs the kernel expands
-// 16 bytes into 32 unsigned codes c in [0, 15] and multiplies them with the int8 activations using
-// `vpmaddubsw` (unsigned × signed). The offset of 8 is removed afterwards with the activations'
-// own pair sums: Σ (c - 8)·x = Σ c·x - Σ 8·x, where Σ 8·x comes from one more `vpmaddubsw` with a
-// vector of eights per row chunk (shared by every channel of the tile). Nothing saturates:
-// |c0·x0 + c1·x1| <= 2·15·128 = 3840 and |8·x0 + 8·x1| <= 2048, far inside int16.
-// Each 32-input chunk's int32 sums are converted to float and accumulated with the scale d_x · d_w
-// (larger groups share the scale across their 32-input chunks).
+//   W[n, k] = (u[n, k] - 8) · s[n, g(k)] · D[n]          u in [0, 15], s in [-127, 127], D float
+//   y[m, n] = dx[m] · D[n] · Σ_k s[n, g(k)] · (u[n, k] - 8) · xq[m, k] + b[n]
 //
-// Tiling as in int8.c: up to Q4_MR rows of x × Q4_NR rows of W per register tile, rows of x in
-// blocks that stay in L2, channels split between threads. The rows of W are read in their storage
-// layout (no repacking): Q4_NR sequential streams.
+// Why integer group scales. With a float scale per group (ggml's q4_0), every 32-input block's
+// integer dot product must be converted to float and multiplied by its own scale: per block and
+// per (row, channel) a vpmaddubsw, a vpmaddwd, a convert and an FMA, plus the scale products. That
+// made INT4 2.5x slower than INT8. Here a group's scale is a small integer s under one float scale
+// per channel (as k-quants' super-blocks do), so `vpmaddwd` multiplies the int16 pair sums by s
+// instead of by 1 -- the same instruction INT8 spends on widening -- and the whole row accumulates
+// exactly in int32, converted to float once per output. The activations are quantized per row (as
+// dynamic INT8) so their scale dx[m] also leaves the sum.
+//
+// The offset of 8. Codes are unsigned so `vpmaddubsw(u, x)` needs no sign trick:
+//   Σ s·(u - 8)·x = Σ s·u·x - 8·Σ_g s_g·(Σ_{k in g} x_k),
+// and the group sums of x are made once per row when the activations are quantized
+// (sk_int4_activation_sums), so the correction is one short int16 dot product per output.
+//
+// Exactness: |u·x0 + u·x1| <= 2·15·128 = 3840 fits int16 (no vpmaddubsw saturation); times |s| <= 127
+// fits int32; the whole sum is at most K·15·128·127, inside int32 for K <= 8192 (checked by
+// sk_int4_shape_ok). So the fast and reference kernels agree bit for bit.
+//
+// Packed run-time layout: output channels in pairs; for each 32-input chunk the pair's 32 bytes hold
+// channel 2p's codes in the low nibbles and channel 2p+1's in the high nibbles, input i at byte i,
+// so one load and three instructions give both channels' 32 codes in input order. After all panels,
+// the group scales widened to int16, one row of Gp (groups rounded up to 16) per channel, zero-padded.
 #include "quant_common.h"
 #include "quant_kernels.h"
 #include "parallel.h"
-#include <assert.h>
 
-_Static_assert(sizeof(sk_block_q4_32) == 2 + 16, "a 32-input block is a half scale and 16 bytes");
-_Static_assert(sizeof(sk_block_q4_64) == 2 + 32, "a 64-input block is a half scale and 32 bytes");
-_Static_assert(sizeof(sk_block_q4_128) == 2 + 64, "a 128-input block is a half scale and 64 bytes");
+// The output step computes (float)sum * (row_scale * channel_scale) + bias in every path; forbid
+// fusing it into an FMA in the AVX2 functions so all paths give identical floats.
+#pragma STDC FP_CONTRACT OFF
 
 enum {
     Q4_CHUNK = 32,
-    Q4_MR = 4,
-    Q4_NR = 2,
+    Q4_MR = 4,                  // rows of x per register tile
+    Q4_NR = 2,                  // channels per panel (low and high nibbles)
+    Q4_GROUP_PAD = 16,          // int16 group scales / sums per ymm
+    Q4_MAX_K = 8192,            // keeps K·15·128·127 inside int32
     Q4_X_BLOCK_BYTES = 96 * 1024,
     Q4_PARALLEL_MACS = 1 << 20,
 };
 
 bool sk_int4_shape_ok(int K, int group) {
-    return (group == 32 || group == 64 || group == 128) && K > 0 && K % group == 0;
+    return (group == 32 || group == 64 || group == 128) && K > 0 && K % group == 0 && K <= Q4_MAX_K;
 }
 
-static size_t block_bytes(int group) { return 2 + (size_t)group / 2; }
-static size_t row_bytes(int K, int group) { return (size_t)(K / group) * block_bytes(group); }
+int sk_int4_padded_groups(int K, int group) { return sk_round_up(K / group, Q4_GROUP_PAD); }
 
-size_t sk_int4_weights_bytes(int N, int K, int group) { return (size_t)N * row_bytes(K, group); }
+size_t sk_int4_codes_bytes(int N, int K) { return (size_t)N * (size_t)K / 2; }
 
-// ---------------------------------------------------------------- quantization
+static int pairs_of(int N) { return (N + Q4_NR - 1) / Q4_NR; }
 
-void sk_quantize_weights_int4(const float *W, int N, int K, int group, void *blocks) {
-    uint8_t *out = blocks;
-    for (int n = 0; n < N; n++) {
-        for (int g = 0; g < K / group; g++) {
-            const float *w = W + (size_t)n * K + (size_t)g * group;
-            uint8_t *block = out + ((size_t)n * (K / group) + g) * block_bytes(group);
-            float extreme = 0.0f;   // the signed weight of largest magnitude
-            for (int i = 0; i < group; i++) if (fabsf(w[i]) > fabsf(extreme)) extreme = w[i];
-            float d = extreme / -8.0f;
-            if (d > 65504.0f) d = 65504.0f;            // stay finite in half precision
-            if (d < -65504.0f) d = -65504.0f;
-            uint16_t d_half = sk_float_to_half_scalar(d);
-            // Codes are computed against the scale as stored, so dequantization sees what was meant.
-            float stored = sk_half_to_float_scalar(d_half);
-            float inverse = stored != 0.0f ? 1.0f / stored : 0.0f;
-            memcpy(block, &d_half, 2);
-            uint8_t *qs = block + 2;
-            for (int s = 0; s < group / Q4_CHUNK; s++) {
-                for (int j = 0; j < 16; j++) {
-                    int low = sk_round_clamp(w[s * 32 + j] * inverse, -8, 7) + 8;
-                    int high = sk_round_clamp(w[s * 32 + j + 16] * inverse, -8, 7) + 8;
-                    qs[s * 16 + j] = (uint8_t)(low | (high << 4));
-                }
-            }
-        }
-    }
+size_t sk_int4_packed_bytes(int N, int K, int group) {
+    size_t panels = (size_t)pairs_of(N) * (size_t)K;
+    size_t scales = (size_t)pairs_of(N) * Q4_NR * (size_t)sk_int4_padded_groups(K, group) * sizeof(int16_t);
+    return panels + scales;
 }
 
-void sk_dequantize_weights_int4(const void *blocks, int N, int K, int group, float *W) {
-    const uint8_t *in = blocks;
-    for (int n = 0; n < N; n++) {
-        for (int g = 0; g < K / group; g++) {
-            const uint8_t *block = in + ((size_t)n * (K / group) + g) * block_bytes(group);
-            uint16_t d_half;
-            memcpy(&d_half, block, 2);
-            float d = sk_half_to_float_scalar(d_half);
-            float *w = W + (size_t)n * K + (size_t)g * group;
-            for (int s = 0; s < group / Q4_CHUNK; s++) {
-                for (int j = 0; j < 16; j++) {
-                    uint8_t byte = block[2 + s * 16 + j];
-                    w[s * 32 + j] = (float)((int)(byte & 0x0f) - 8) * d;
-                    w[s * 32 + j + 16] = (float)((int)(byte >> 4) - 8) * d;
-                }
-            }
-        }
-    }
+static const int16_t *packed_scales(const void *packed, int N, int K) {
+    return (const int16_t *)((const uint8_t *)packed + (size_t)pairs_of(N) * K);
 }
 
-void sk_quantize_rows_int8_grouped(const float *x, int M, int K, int group, int8_t *xq, float *scales) {
-    bool avx2 = sk_quant_has_avx2();
+// ---------------------------------------------------------------- storage layout
+
+static inline int storage_code(const uint8_t *codes, int K, int n, int k) {
+    uint8_t byte = codes[(size_t)n * (K / 2) + k / 2];
+    return k % 2 == 0 ? byte & 0x0f : byte >> 4;
+}
+
+void sk_quantize_weights_int4(const float *W, int N, int K, int group, uint8_t *codes, int8_t *group_scales,
+                              float *channel_scales) {
     int groups = K / group;
-    for (int m = 0; m < M; m++) {
+    for (int n = 0; n < N; n++) {
+        const float *row = W + (size_t)n * K;
+        // Each group's ideal scale d_g = w* / -8 (w* its weight of largest magnitude, as ggml does),
+        // so w* becomes code 0 exactly and the rest round into [-8, 7].
+        float largest_d = 0.0f;
         for (int g = 0; g < groups; g++) {
-            const float *in = x + (size_t)m * K + (size_t)g * group;
-            int8_t *out = xq + (size_t)m * K + (size_t)g * group;
-#if SK_X86
-            if (avx2) {
-                float amax = sk_row_amax_avx2(in, group);
-                scales[(size_t)m * groups + g] = amax / 127.0f;
-                sk_quantize_row_avx2(in, group, group, amax > 0.0f ? 127.0f / amax : 0.0f, out);
-                continue;
+            float extreme = 0.0f;
+            for (int i = 0; i < group; i++) if (fabsf(row[g * group + i]) > fabsf(extreme)) extreme = row[g * group + i];
+            largest_d = fmaxf(largest_d, fabsf(extreme / 8.0f));
+        }
+        float D = largest_d / 127.0f;
+        channel_scales[n] = D;
+        for (int g = 0; g < groups; g++) {
+            const float *w = row + g * group;
+            float extreme = 0.0f;
+            for (int i = 0; i < group; i++) if (fabsf(w[i]) > fabsf(extreme)) extreme = w[i];
+            // s rounds AWAY from zero, so the stored step is never smaller than d_g and w* cannot clip.
+            float ratio = D > 0.0f ? (extreme / -8.0f) / D : 0.0f;
+            float magnitude = fminf(ceilf(fabsf(ratio)), 127.0f);
+            int s = (int)(ratio < 0.0f ? -magnitude : magnitude);
+            group_scales[(size_t)n * groups + g] = (int8_t)s;
+            // Codes against the step as stored, so dequantization gives what was meant.
+            float step = (float)s * D;
+            float inverse = step != 0.0f ? 1.0f / step : 0.0f;
+            for (int i = 0; i < group; i++) {
+                int k = g * group + i;
+                int u = sk_round_clamp(w[i] * inverse, -8, 7) + 8;
+                uint8_t *byte = codes + (size_t)n * (K / 2) + k / 2;
+                *byte = k % 2 == 0 ? (uint8_t)((*byte & 0xf0) | u) : (uint8_t)((*byte & 0x0f) | (u << 4));
             }
-#endif
-            (void)avx2;
-            float amax = 0.0f;
-            for (int i = 0; i < group; i++) amax = fmaxf(amax, fabsf(in[i]));
-            scales[(size_t)m * groups + g] = amax / 127.0f;
-            float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
-            for (int i = 0; i < group; i++) out[i] = (int8_t)sk_round_clamp(in[i] * inverse, -127, 127);
+        }
+    }
+}
+
+void sk_dequantize_weights_int4(const uint8_t *codes, const int8_t *group_scales, const float *channel_scales,
+                                int N, int K, int group, float *W) {
+    int groups = K / group;
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            int s = group_scales[(size_t)n * groups + k / group];
+            W[(size_t)n * K + k] = (float)((storage_code(codes, K, n, k) - 8) * s) * channel_scales[n];
+        }
+}
+
+void sk_pack_weights_int4(const uint8_t *codes, const int8_t *group_scales, int N, int K, int group, void *packed) {
+    int groups = K / group, Gp = sk_int4_padded_groups(K, group), pairs = pairs_of(N);
+    uint8_t *panels = packed;
+    for (int p = 0; p < pairs; p++) {
+        for (int k = 0; k < K; k++) {
+            int low = storage_code(codes, K, Q4_NR * p, k);
+            int high = Q4_NR * p + 1 < N ? storage_code(codes, K, Q4_NR * p + 1, k) : 8;   // padding: weight 0
+            panels[(size_t)p * K + k] = (uint8_t)(low | (high << 4));
+        }
+    }
+    int16_t *scales = (int16_t *)(panels + (size_t)pairs * K);
+    for (int n = 0; n < pairs * Q4_NR; n++)
+        for (int g = 0; g < Gp; g++)
+            scales[(size_t)n * Gp + g] = (n < N && g < groups) ? group_scales[(size_t)n * groups + g] : 0;
+}
+
+void sk_unpack_weights_int4(const void *packed, int N, int K, int group, uint8_t *codes, int8_t *group_scales) {
+    int groups = K / group, Gp = sk_int4_padded_groups(K, group);
+    const uint8_t *panels = packed;
+    const int16_t *scales = packed_scales(packed, N, K);
+    for (int n = 0; n < N; n++) {
+        for (int k = 0; k < K; k += 2) {
+            uint8_t a = panels[(size_t)(n / Q4_NR) * K + k], b = panels[(size_t)(n / Q4_NR) * K + k + 1];
+            int shift = (n % Q4_NR) * 4;
+            codes[(size_t)n * (K / 2) + k / 2] = (uint8_t)(((a >> shift) & 0x0f) | (((b >> shift) & 0x0f) << 4));
+        }
+        for (int g = 0; g < groups; g++) group_scales[(size_t)n * groups + g] = (int8_t)scales[(size_t)n * Gp + g];
+    }
+}
+
+void sk_int4_activation_sums(const int8_t *xq, int M, int K, int group, int16_t *sums) {
+    int groups = K / group, Gp = sk_int4_padded_groups(K, group);
+    for (int m = 0; m < M; m++) {
+        for (int g = 0; g < Gp; g++) {
+            int sum = 0;
+            if (g < groups)
+                for (int i = 0; i < group; i++) sum += xq[(size_t)m * K + g * group + i];
+            sums[(size_t)m * Gp + g] = (int16_t)sum;   // |sum| <= 128 · 128: fits
         }
     }
 }
 
 // ---------------------------------------------------------------- reference
 
-void sk_linear_int4_reference(const int8_t *xq, const float *x_scales, int M, int K, int group,
-                              const void *blocks, const float *bias, int N, float *y) {
-    const uint8_t *in = blocks;
+void sk_linear_int4_reference(const int8_t *xq, const float *row_scales, int M, int K, int group,
+                              const uint8_t *codes, const int8_t *group_scales, const float *channel_scales,
+                              const float *bias, int N, float *y) {
     int groups = K / group;
     for (int m = 0; m < M; m++) {
         for (int n = 0; n < N; n++) {
-            double sum = 0.0;
-            for (int g = 0; g < groups; g++) {
-                const uint8_t *block = in + ((size_t)n * groups + g) * block_bytes(group);
-                uint16_t d_half;
-                memcpy(&d_half, block, 2);
-                const int8_t *x = xq + (size_t)m * K + (size_t)g * group;
-                int32_t dot = 0;
-                for (int s = 0; s < group / Q4_CHUNK; s++) {
-                    for (int j = 0; j < 16; j++) {
-                        uint8_t byte = block[2 + s * 16 + j];
-                        dot += (int32_t)x[s * 32 + j] * ((int)(byte & 0x0f) - 8);
-                        dot += (int32_t)x[s * 32 + j + 16] * ((int)(byte >> 4) - 8);
-                    }
-                }
-                sum += (double)dot * x_scales[(size_t)m * groups + g] * sk_half_to_float_scalar(d_half);
-            }
-            y[(size_t)m * N + n] = (float)sum + (bias ? bias[n] : 0.0f);
+            int32_t sum = 0;
+            for (int k = 0; k < K; k++)
+                sum += (int32_t)group_scales[(size_t)n * groups + k / group] * (storage_code(codes, K, n, k) - 8) *
+                       (int32_t)xq[(size_t)m * K + k];
+            float value = (float)sum * (row_scales[m] * channel_scales[n]);
+            y[(size_t)m * N + n] = bias ? value + bias[n] : value;
         }
     }
 }
@@ -145,131 +180,138 @@ void sk_linear_int4_reference(const int8_t *xq, const float *x_scales, int M, in
 // ---------------------------------------------------------------- fast kernel
 
 typedef struct {
-    const int8_t *xq;          // (M, K)
-    const float *x_scales;     // (M, K/G)
-    int M, K, group;
-    const uint8_t *blocks;
-    const float *bias;
+    const int8_t *xq;              // (M, K)
+    const float *row_scales;       // (M)
+    const int16_t *sums;           // (M, Gp)
+    int M, K, group, Gp;
+    const uint8_t *panels;         // (pairs, K)
+    const int16_t *scales;         // (2 · pairs, Gp)
+    const float *channel_scales, *bias;
     int N;
-    float *y;
+    float *y;                      // (M, N)
     bool avx2;
 } int4_job;
 
-static inline void store_tile(const int4_job *job, int m, int mr, int n0, int nr, float sums[Q4_MR][Q4_NR]) {
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < nr; c++)
-            job->y[(size_t)(m + r) * job->N + n0 + c] = sums[r][c] + (job->bias ? job->bias[n0 + c] : 0.0f);
+static inline void store_tile(const int4_job *job, int m, int mr, int n0, int32_t sums[Q4_MR][Q4_NR]) {
+    int valid = job->N - n0 < Q4_NR ? job->N - n0 : Q4_NR;
+    for (int r = 0; r < mr; r++) {
+        float *out = job->y + (size_t)(m + r) * job->N + n0;
+        for (int c = 0; c < valid; c++) {
+            float value = (float)sums[r][c] * (job->row_scales[m + r] * job->channel_scales[n0 + c]);
+            out[c] = job->bias ? value + job->bias[n0 + c] : value;
+        }
+    }
 }
 
-// Portable tile: integer dot per 32-input chunk, scaled and summed in float like the AVX2 tile.
-SK_INLINE void tile_portable(const int4_job *job, int m, int mr, int n0, int nr, float sums[Q4_MR][Q4_NR]) {
-    int groups = job->K / job->group, chunks_per_group = job->group / Q4_CHUNK;
-    size_t bb = block_bytes(job->group), rb = row_bytes(job->K, job->group);
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < nr; c++) sums[r][c] = 0.0f;
-    for (int g = 0; g < groups; g++) {
-        for (int c = 0; c < nr; c++) {
-            const uint8_t *block = job->blocks + (size_t)(n0 + c) * rb + (size_t)g * bb;
-            uint16_t d_half;
-            memcpy(&d_half, block, 2);
-            float dw = sk_half_to_float_scalar(d_half);
-            for (int r = 0; r < mr; r++) {
-                const int8_t *x = job->xq + (size_t)(m + r) * job->K + (size_t)g * job->group;
+// Portable tile: the same integer sums, from the packed layout, in plain loops.
+static void tile_portable(const int4_job *job, int m, int mr, int p, int32_t sums[Q4_MR][Q4_NR]) {
+    const uint8_t *panel = job->panels + (size_t)p * job->K;
+    for (int r = 0; r < mr; r++) {
+        const int8_t *x = job->xq + (size_t)(m + r) * job->K;
+        const int16_t *sx = job->sums + (size_t)(m + r) * job->Gp;
+        for (int c = 0; c < Q4_NR; c++) {
+            const int16_t *s = job->scales + (size_t)(Q4_NR * p + c) * job->Gp;
+            int32_t sum = 0;
+            for (int g = 0; g < job->K / job->group; g++) {
                 int32_t dot = 0;
-                for (int s = 0; s < chunks_per_group; s++) {
-                    const uint8_t *qs = block + 2 + s * 16;
-                    for (int j = 0; j < 16; j++) {
-                        dot += (int32_t)x[s * 32 + j] * ((int)(qs[j] & 0x0f) - 8);
-                        dot += (int32_t)x[s * 32 + j + 16] * ((int)(qs[j] >> 4) - 8);
-                    }
+                for (int i = 0; i < job->group; i++) {
+                    int k = g * job->group + i;
+                    dot += ((panel[k] >> (4 * c)) & 0x0f) * (int32_t)x[k];
                 }
-                sums[r][c] += (float)dot * (job->x_scales[(size_t)(m + r) * groups + g] * dw);
+                sum += s[g] * (dot - 8 * sx[g]);
             }
+            sums[r][c] = sum;
         }
     }
 }
 
 #if SK_X86
-SK_INLINE SK_TARGET_AVX2 float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+SK_INLINE SK_TARGET_AVX2 int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
 }
 
-SK_INLINE SK_TARGET_AVX2 void tile_avx2(const int4_job *job, int m, int mr, int n0, int nr, float sums[Q4_MR][Q4_NR]) {
-    const int K = job->K, groups = K / job->group, chunks_per_group = job->group / Q4_CHUNK;
-    const size_t bb = block_bytes(job->group), rb = row_bytes(K, job->group);
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0f), eights = _mm256_set1_epi8(8), ones = _mm256_set1_epi16(1);
+// `mr` rows of x times channel pair p. `chunks_per_group` (G / 32) and `mr` are constants at every
+// call site, so the chunk loop unrolls and the tile stays in registers.
+SK_INLINE SK_TARGET_AVX2 void tile_avx2(const int4_job *job, int m, int mr, int p, int chunks_per_group,
+                                        int32_t sums[Q4_MR][Q4_NR]) {
+    const int K = job->K, group = chunks_per_group * Q4_CHUNK, groups = K / group, Gp = job->Gp;
+    const uint8_t *panel = job->panels + (size_t)p * K;
+    const int16_t *scale_low = job->scales + (size_t)(Q4_NR * p) * Gp, *scale_high = scale_low + Gp;
     const int8_t *x = job->xq + (size_t)m * K;
-    const float *xs = job->x_scales + (size_t)m * groups;
-    __m256 acc[Q4_MR][Q4_NR];
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < nr; c++) acc[r][c] = _mm256_setzero_ps();
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
+    __m256i acc[Q4_MR][Q4_NR];
+    for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
     for (int g = 0; g < groups; g++) {
-        const uint8_t *block[Q4_NR];
-        float dw[Q4_NR];
-        for (int c = 0; c < nr; c++) {
-            block[c] = job->blocks + (size_t)(n0 + c) * rb + (size_t)g * bb;
-            dw[c] = _cvtsh_ss(*(const uint16_t *)block[c]);
-        }
-        __m256 scale[Q4_MR][Q4_NR];
-        for (int r = 0; r < mr; r++)
-            for (int c = 0; c < nr; c++) scale[r][c] = _mm256_set1_ps(xs[(size_t)r * groups + g] * dw[c]);
-        for (int s = 0; s < chunks_per_group; s++) {
-            __m256i codes[Q4_NR];
-            for (int c = 0; c < nr; c++) {
-                // 16 bytes -> 32 codes: low nibbles are inputs 0..15, high nibbles 16..31.
-                __m128i packed = _mm_loadu_si128((const __m128i *)(block[c] + 2 + s * 16));
-                __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
-                codes[c] = _mm256_and_si256(both, low_nibbles);
-            }
-            int k = g * job->group + s * Q4_CHUNK;
+        const __m256i s0 = _mm256_set1_epi16(scale_low[g]), s1 = _mm256_set1_epi16(scale_high[g]);
+        for (int j = 0; j < chunks_per_group; j++) {
+            const int k = g * group + j * Q4_CHUNK;
+            __m256i bytes = _mm256_loadu_si256((const __m256i *)(panel + k));
+            __m256i u0 = _mm256_and_si256(bytes, low_nibbles);                      // channel 2p
+            __m256i u1 = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles); // channel 2p + 1
             for (int r = 0; r < mr; r++) {
                 __m256i xr = _mm256_loadu_si256((const __m256i *)(x + (size_t)r * K + k));
-                __m256i offset = _mm256_maddubs_epi16(eights, xr);            // 8·(x0 + x1) per pair
-                for (int c = 0; c < nr; c++) {
-                    __m256i pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(codes[c], xr), offset);
-                    __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
-                    acc[r][c] = _mm256_fmadd_ps(dot, scale[r][c], acc[r][c]);
-                }
+                // u·x pair sums (exact int16), then times the group scale and widened in one vpmaddwd.
+                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(u0, xr), s0));
+                acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(u1, xr), s1));
             }
         }
     }
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < nr; c++) sums[r][c] = hsum_ps(acc[r][c]);
+    // The offset: minus 8 · Σ_g s_g · (Σ x over g), 16 groups per step (padding groups are zero).
+    for (int r = 0; r < mr; r++) {
+        const int16_t *sx = job->sums + (size_t)(m + r) * Gp;
+        for (int v = 0; v < Gp; v += Q4_GROUP_PAD) {
+            __m256i group_sums = _mm256_loadu_si256((const __m256i *)(sx + v));
+            __m256i c0 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(scale_low + v)), group_sums);
+            __m256i c1 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(scale_high + v)), group_sums);
+            acc[r][0] = _mm256_sub_epi32(acc[r][0], _mm256_slli_epi32(c0, 3));
+            acc[r][1] = _mm256_sub_epi32(acc[r][1], _mm256_slli_epi32(c1, 3));
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        sums[r][0] = hsum_epi32(acc[r][0]);
+        sums[r][1] = hsum_epi32(acc[r][1]);
+    }
 }
 
-SK_TARGET_AVX2 static void channels_avx2(const int4_job *job, int m0, int m1, int n0, int n1) {
-    for (int n = n0; n < n1; n += Q4_NR) {
-        int nr = n1 - n < Q4_NR ? n1 - n : Q4_NR;
+// One instance per (group size, rows) pair, so both are constants inside the tile.
+#define Q4_TILE_FOR_GROUP(CHUNKS)                                              \
+    switch (mr) {                                                              \
+    case 4: tile_avx2(job, m, 4, p, CHUNKS, sums); break;                      \
+    case 3: tile_avx2(job, m, 3, p, CHUNKS, sums); break;                      \
+    case 2: tile_avx2(job, m, 2, p, CHUNKS, sums); break;                      \
+    default: tile_avx2(job, m, 1, p, CHUNKS, sums); break;                     \
+    }
+
+SK_TARGET_AVX2 static void tile_avx2_for(const int4_job *job, int m, int mr, int p, int32_t sums[Q4_MR][Q4_NR]) {
+    switch (job->group) {
+    case 32: Q4_TILE_FOR_GROUP(1) break;
+    case 64: Q4_TILE_FOR_GROUP(2) break;
+    default: Q4_TILE_FOR_GROUP(4) break;
+    }
+}
+
+SK_TARGET_AVX2 static void panels_avx2(const int4_job *job, int m0, int m1, int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
         for (int m = m0; m < m1; m += Q4_MR) {
             int mr = m1 - m < Q4_MR ? m1 - m : Q4_MR;
-            float sums[Q4_MR][Q4_NR];
-            if (nr == Q4_NR) {
-                switch (mr) {   // constant shapes let the compiler keep the tile in registers
-                case 4: tile_avx2(job, m, 4, n, Q4_NR, sums); break;
-                case 3: tile_avx2(job, m, 3, n, Q4_NR, sums); break;
-                case 2: tile_avx2(job, m, 2, n, Q4_NR, sums); break;
-                default: tile_avx2(job, m, 1, n, Q4_NR, sums); break;
-                }
-            } else {
-                tile_avx2(job, m, mr, n, nr, sums);
-            }
-            store_tile(job, m, mr, n, nr, sums);
+            int32_t sums[Q4_MR][Q4_NR];
+            tile_avx2_for(job, m, mr, p, sums);
+            store_tile(job, m, mr, p * Q4_NR, sums);
         }
     }
 }
 #endif
 
-static void channels_portable(const int4_job *job, int m0, int m1, int n0, int n1) {
-    for (int n = n0; n < n1; n += Q4_NR) {
-        int nr = n1 - n < Q4_NR ? n1 - n : Q4_NR;
+static void panels_portable(const int4_job *job, int m0, int m1, int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
         for (int m = m0; m < m1; m += Q4_MR) {
             int mr = m1 - m < Q4_MR ? m1 - m : Q4_MR;
-            float sums[Q4_MR][Q4_NR];
-            tile_portable(job, m, mr, n, nr, sums);
-            store_tile(job, m, mr, n, nr, sums);
+            int32_t sums[Q4_MR][Q4_NR];
+            tile_portable(job, m, mr, p, sums);
+            store_tile(job, m, mr, p * Q4_NR, sums);
         }
     }
 }
@@ -277,26 +319,26 @@ static void channels_portable(const int4_job *job, int m0, int m1, int n0, int n
 // One thread's share: channel pairs [p0, p1) against every row of x, a block of rows at a time.
 static void run_pairs(void *context, int p0, int p1) {
     const int4_job *job = context;
-    int n0 = p0 * Q4_NR, n1 = p1 * Q4_NR < job->N ? p1 * Q4_NR : job->N;
     int block = Q4_X_BLOCK_BYTES / job->K / Q4_MR * Q4_MR;
     if (block < Q4_MR) block = Q4_MR;
     for (int m0 = 0; m0 < job->M; m0 += block) {
         int m1 = job->M - m0 < block ? job->M : m0 + block;
 #if SK_X86
-        if (job->avx2) { channels_avx2(job, m0, m1, n0, n1); continue; }
+        if (job->avx2) { panels_avx2(job, m0, m1, p0, p1); continue; }
 #endif
-        channels_portable(job, m0, m1, n0, n1);
+        panels_portable(job, m0, m1, p0, p1);
     }
 }
 
-void sk_linear_int4(const int8_t *xq, const float *x_scales, int M, int K, int group,
-                    const void *blocks, const float *bias, int N, float *y) {
+void sk_linear_int4(const int8_t *xq, const float *row_scales, const int16_t *sums, int M, int K, int group,
+                    const void *packed, const float *channel_scales, const float *bias, int N, float *y) {
     if (M <= 0 || N <= 0 || !sk_int4_shape_ok(K, group)) return;
     int4_job job = {
-        .xq = xq, .x_scales = x_scales, .M = M, .K = K, .group = group, .blocks = blocks,
-        .bias = bias, .N = N, .y = y, .avx2 = sk_quant_has_avx2(),
+        .xq = xq, .row_scales = row_scales, .sums = sums, .M = M, .K = K, .group = group,
+        .Gp = sk_int4_padded_groups(K, group), .panels = packed, .scales = packed_scales(packed, N, K),
+        .channel_scales = channel_scales, .bias = bias, .N = N, .y = y, .avx2 = sk_quant_has_avx2(),
     };
-    int pairs = (N + Q4_NR - 1) / Q4_NR;
+    int pairs = pairs_of(N);
     if ((double)M * N * K >= Q4_PARALLEL_MACS) sk_parallel_for(pairs, run_pairs, &job);
     else run_pairs(&job, 0, pairs);
 }

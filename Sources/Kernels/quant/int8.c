@@ -78,6 +78,15 @@ void sk_pack_weights_int8(const int8_t *Wq, int N, int K, int8_t *packed) {
     }
 }
 
+void sk_unpack_weights_int8(const int8_t *packed, int N, int K, int8_t *Wq) {
+    int Kp = sk_int8_padded_k(K);
+    for (int n = 0; n < N; n++) {
+        const int8_t *panel = packed + (size_t)(n / INT8_NR) * INT8_NR * Kp;
+        for (int k = 0; k < K; k++)
+            Wq[(size_t)n * K + k] = panel[((size_t)(k / INT8_CHUNK) * INT8_NR + n % INT8_NR) * INT8_CHUNK + k % INT8_CHUNK];
+    }
+}
+
 // Activation quantization: one scale per row, values rounded to nearest even and clamped to ±127.
 static float row_inverse_scale(const float *row, int K, float static_scale, float *scale) {
     if (static_scale > 0.0f) { *scale = static_scale; return 1.0f / static_scale; }

@@ -78,6 +78,19 @@ struct QuantFP16Tests {
         #expect(sk_fp16_packed_bytes(17, 10) == 32 * 10 * 2)
     }
 
+    @Test("unpacking the packed FP16 weights gives back the storage layout on odd shapes")
+    func unpackInvertsPack() {
+        var generator = SeededGenerator(seed: 34)
+        for (N, K) in [(1, 1), (15, 7), (17, 10), (32, 3), (40, 33)] {
+            let Wh = halves(randomFloats(N * K, in: -1...1, &generator))
+            var packed = [UInt16](repeating: 7, count: sk_fp16_packed_bytes(Int32(N), Int32(K)) / 2)
+            sk_pack_weights_fp16(Wh, Int32(N), Int32(K), &packed)
+            var back = [UInt16](repeating: 0, count: N * K)
+            sk_unpack_weights_fp16(packed, Int32(N), Int32(K), &back)
+            #expect(back == Wh, "N \(N), K \(K)")
+        }
+    }
+
     @Test("two threads give the same FP16 output as one")
     func threadsAgree() {
         var generator = SeededGenerator(seed: 33)

@@ -207,4 +207,17 @@ struct QuantInt8Tests {
         #expect(sk_int8_weights_bytes(3072, 768) == 3072 * 768 + 3072 * 4)
         #expect(sk_int8_packed_bytes(7, 33) >= 7 * 64)
     }
+
+    @Test("unpacking the packed INT8 weights gives back the storage layout on odd shapes")
+    func unpackInvertsPack() {
+        var generator = SeededGenerator(seed: 17)
+        for (N, K) in [(1, 1), (3, 31), (7, 33), (16, 64), (5, 100)] {
+            let Wq = (0..<(N * K)).map { _ in Int8.random(in: -127...127, using: &generator) }
+            var packed = [Int8](repeating: 99, count: sk_int8_packed_bytes(Int32(N), Int32(K)))
+            sk_pack_weights_int8(Wq, Int32(N), Int32(K), &packed)
+            var back = [Int8](repeating: 0, count: N * K)
+            sk_unpack_weights_int8(packed, Int32(N), Int32(K), &back)
+            #expect(back == Wq, "N \(N), K \(K)")
+        }
+    }
 }

@@ -172,7 +172,7 @@ struct PluginLoaderTests {
     @Test("sankshep plugins show with an unknown name fails listing the known methods; --plugin-path repeats")
     func showCommand() throws {
         let unknown = try #require(try Sankshep.parseAsRoot(["plugins", "show", "obs"]) as? PluginsCommand.Show)
-        #expect(throws: PluginError("unknown method 'obs'; known methods: magnitude, wanda, gradual")) { try unknown.run() }
+        #expect(throws: PluginError("unknown method 'obs'; known methods: magnitude, wanda, dynamic, fp16, int4, static, gradual")) { try unknown.run() }
         let folder = try PluginTestSupport.makeFolder()
         let library = try PluginTestSupport.compile(sourceFile: PluginTestSupport.exampleSource, name: "random_pruner", in: folder)
         let show = try #require(try Sankshep.parseAsRoot(["plugins", "show", "random", "--plugin-path", library, "--plugin-path", folder])
