@@ -35,7 +35,9 @@ final class SequenceClassifier {
         }
     }
 
-    private var dropoutStep: UInt64 = 0
+    /// Counts training forwards; with `dropoutSeed` it fixes the dropout masks. Setting it back replays
+    /// the same masks (a resumed run, or a gradient check).
+    var dropoutStep: UInt64 = 0
     private let layerOffsets: [LayerOffsets]
     private let floats = BufferPool<Float>()
     private let integers = BufferPool<Int32>()
