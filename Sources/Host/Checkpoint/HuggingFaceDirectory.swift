@@ -1,0 +1,67 @@
+import Foundation
+
+/// A model folder as Hugging Face's `save_pretrained` lays it out: `config.json`, the weights, and
+/// the tokenizer files. Sankshep reads the folders people download and writes folders that
+/// `AutoModelForSequenceClassification.from_pretrained` loads.
+enum HuggingFaceDirectory {
+    /// The weights file of a model folder, in Hugging Face's order of preference: `model.safetensors`,
+    /// then `pytorch_model.bin`, then the seed framework's single `best_model_*.pt` (or a
+    /// `best_model_*.safetensors` that Sankshep's pipeline wrote).
+    static func weightsFile(in directory: URL) throws -> URL {
+        let path = directory.path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CheckpointError(file: path, problem: "no such model folder")
+        }
+        for name in ["model.safetensors", "pytorch_model.bin"] {
+            let candidate = directory.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        let bestModels = names.filter { $0.hasPrefix("best_model_") && ($0.hasSuffix(".pt") || $0.hasSuffix(".safetensors")) }.sorted()
+        if bestModels.count == 1 { return directory.appendingPathComponent(bestModels[0]) }
+        if bestModels.count > 1 {
+            throw CheckpointError(file: path, problem: "several weights files (\(bestModels.joined(separator: ", "))); pass the one to use")
+        }
+        if names.contains(where: { $0.hasSuffix(".index.json") }) {
+            throw CheckpointError(file: path, problem: "sharded checkpoints (*.index.json) are not supported; save the model as one file")
+        }
+        throw CheckpointError(file: path, problem: "no model.safetensors, pytorch_model.bin or best_model_*.pt in the folder")
+    }
+
+    /// The config and weights of a model folder (a weights file path is accepted too: its folder
+    /// must then hold `config.json`).
+    static func read(_ location: URL) throws -> (config: ModelConfig, weights: StateDict, weightsFile: URL) {
+        var isDirectory: ObjCBool = false
+        let isFolder = FileManager.default.fileExists(atPath: location.path, isDirectory: &isDirectory) && isDirectory.boolValue
+        let weightsFile = isFolder ? try weightsFile(in: location) : location
+        let config = try ModelConfig.read(weightsFile.deletingLastPathComponent().appendingPathComponent("config.json"))
+        return (config, try StateDict.read(weightsFile), weightsFile)
+    }
+
+    /// Writes `config.json`, `model.safetensors` (metadata `format: pt`, which `transformers`
+    /// expects) and copies of the tokenizer files into `directory`, creating it if needed. Every file
+    /// is written atomically, so a folder interrupted half-way never holds a torn file.
+    static func write(config: ModelConfig, tensors: [(name: String, tensor: Tensor)], tokenizerFiles: [URL], to directory: URL) throws {
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw FileWriteError(file: directory.path, problem: "cannot create the folder (\(error.localizedDescription))")
+        }
+        try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
+        for file in tokenizerFiles {
+            let destination = directory.appendingPathComponent(file.lastPathComponent)
+            if file.standardizedFileURL.path == destination.standardizedFileURL.path { continue }
+            try AtomicFile.copy(from: file, to: destination)
+        }
+        // The config last: a folder with a config.json is a complete model folder.
+        try config.write(to: directory.appendingPathComponent("config.json"))
+    }
+
+    /// The tokenizer files of a model folder that exist, in the order Hugging Face lists them.
+    static func tokenizerFiles(in directory: URL) -> [URL] {
+        ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"]
+            .map { directory.appendingPathComponent($0) }
+            .filter { FileManager.default.fileExists(atPath: $0.path) }
+    }
+}

@@ -1,0 +1,204 @@
+import Foundation
+
+/// The architecture of a BERT or DistilBERT encoder, read from a Hugging Face `config.json`.
+///
+/// The two model types name the same things differently (`hidden_size` / `dim`, `num_hidden_layers` /
+/// `n_layers`, ...); this struct has one name for each. Missing keys take Hugging Face's defaults, as
+/// `from_pretrained` does. The original JSON is kept in `raw`, so writing the config back preserves
+/// every key Sankshep does not know (`label2id`, `transformers_version`, custom fields, ...).
+struct ModelConfig: Sendable, Equatable {
+    enum ModelType: String, Sendable, CaseIterable {
+        case bert, distilbert
+    }
+
+    var modelType: ModelType
+    var vocabSize: Int
+    var hiddenSize: Int
+    var numLayers: Int
+    var numHeads: Int
+    var intermediateSize: Int
+    var maxPositionEmbeddings: Int
+    /// Segment (token type) embeddings; 0 for DistilBERT, which has none.
+    var typeVocabSize: Int
+    var hiddenDropout: Double
+    var attentionDropout: Double
+    /// BERT's `classifier_dropout` (nil: use `hiddenDropout`, as Hugging Face does) or DistilBERT's
+    /// `seq_classif_dropout`.
+    var classifierDropout: Double?
+    var layerNormEps: Double
+    var initializerRange: Double
+    var padTokenId: Int
+    /// From `id2label` (Hugging Face's rule); the pipeline uses 1 label with BCE.
+    var numLabels: Int
+    var architectures: [String]
+    /// The JSON as read (empty for a preset); known keys are overwritten from the fields on write.
+    var raw: [String: JSONValue]
+
+    var headDimension: Int { hiddenSize / numHeads }
+    /// The dropout the classification head applies.
+    var headDropout: Double { classifierDropout ?? hiddenDropout }
+
+    /// A configuration made in code (the built-in presets). Defaults are Hugging Face's.
+    init(modelType: ModelType, vocabSize: Int, hiddenSize: Int, numLayers: Int, numHeads: Int,
+         intermediateSize: Int, maxPositionEmbeddings: Int = 512, typeVocabSize: Int? = nil,
+         hiddenDropout: Double = 0.1, attentionDropout: Double = 0.1, classifierDropout: Double? = nil,
+         layerNormEps: Double = 1e-12, initializerRange: Double = 0.02, padTokenId: Int = 0,
+         numLabels: Int = 1, architectures: [String]? = nil) {
+        self.modelType = modelType
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.numLayers = numLayers
+        self.numHeads = numHeads
+        self.intermediateSize = intermediateSize
+        self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.typeVocabSize = typeVocabSize ?? (modelType == .bert ? 2 : 0)
+        self.hiddenDropout = hiddenDropout
+        self.attentionDropout = attentionDropout
+        self.classifierDropout = classifierDropout ?? (modelType == .distilbert ? 0.2 : nil)
+        self.layerNormEps = layerNormEps
+        self.initializerRange = initializerRange
+        self.padTokenId = padTokenId
+        self.numLabels = numLabels
+        self.architectures = architectures ?? [modelType == .bert ? "BertForSequenceClassification" : "DistilBertForSequenceClassification"]
+        self.raw = [:]
+    }
+
+    // MARK: - Reading
+
+    static func read(_ url: URL) throws -> ModelConfig {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw CheckpointError(file: url.path, problem: "cannot read the file (\(error.localizedDescription))")
+        }
+        return try ModelConfig(json: data, file: url.path)
+    }
+
+    init(json data: Data, file: String) throws {
+        func fail(_ problem: String) -> CheckpointError { CheckpointError(file: file, problem: problem) }
+        let object: [String: JSONValue]
+        do {
+            guard let parsed = try JSONValue.parse(data).objectValue else { throw fail("not a JSON object") }
+            object = parsed
+        } catch let error as CheckpointError { throw error } catch {
+            throw fail("not valid JSON")
+        }
+
+        guard let typeValue = object["model_type"] else { throw fail("no model_type (expected \"bert\" or \"distilbert\")") }
+        guard let typeName = typeValue.stringValue, let modelType = ModelType(rawValue: typeName) else {
+            throw fail("model_type \(typeValue.summary) is not supported (only \"bert\" and \"distilbert\")")
+        }
+
+        // Each reader takes the first of the key names present (they differ between the model
+        // types), or Hugging Face's default when none is.
+        func value(_ keys: [String]) -> (key: String, value: JSONValue)? {
+            for key in keys { if let value = object[key], !value.isNull { return (key, value) } }
+            return nil
+        }
+        func integer(_ keys: [String], default fallback: Int, minimum: Int = 1) throws -> Int {
+            guard let (key, item) = value(keys) else { return fallback }
+            guard let number = item.intValue else { throw fail("\(key) is \(item.summary), not an integer") }
+            guard number >= minimum else { throw fail("\(key) is \(number), must be at least \(minimum)") }
+            return number
+        }
+        func probability(_ keys: [String], default fallback: Double) throws -> Double {
+            guard let (key, item) = value(keys) else { return fallback }
+            guard let number = item.doubleValue, number >= 0, number < 1 else { throw fail("\(key) is \(item.summary), not a dropout probability in [0, 1)") }
+            return number
+        }
+        func positive(_ keys: [String], default fallback: Double) throws -> Double {
+            guard let (key, item) = value(keys) else { return fallback }
+            guard let number = item.doubleValue, number > 0 else { throw fail("\(key) is \(item.summary), not a positive number") }
+            return number
+        }
+
+        let isBert = modelType == .bert
+        let activationKey = isBert ? "hidden_act" : "activation"
+        if let (key, item) = value([activationKey]), item.stringValue != "gelu" {
+            throw fail("\(key) \(item.summary) is not supported (only \"gelu\", the exact erf form)")
+        }
+        if !isBert, let item = object["sinusoidal_pos_embds"], item.boolValue == true {
+            throw fail("sinusoidal_pos_embds true is not supported (only learned position embeddings)")
+        }
+
+        self.modelType = modelType
+        self.vocabSize = try integer(["vocab_size"], default: 30522)
+        self.hiddenSize = try integer(isBert ? ["hidden_size"] : ["dim", "hidden_size"], default: 768)
+        self.numLayers = try integer(isBert ? ["num_hidden_layers"] : ["n_layers", "num_hidden_layers"], default: isBert ? 12 : 6)
+        self.numHeads = try integer(isBert ? ["num_attention_heads"] : ["n_heads", "num_attention_heads"], default: 12)
+        self.intermediateSize = try integer(isBert ? ["intermediate_size"] : ["hidden_dim", "intermediate_size"], default: 3072)
+        self.maxPositionEmbeddings = try integer(["max_position_embeddings"], default: 512)
+        self.typeVocabSize = isBert ? try integer(["type_vocab_size"], default: 2, minimum: 0) : 0
+        self.hiddenDropout = try probability(isBert ? ["hidden_dropout_prob"] : ["dropout"], default: 0.1)
+        self.attentionDropout = try probability(isBert ? ["attention_probs_dropout_prob"] : ["attention_dropout"], default: 0.1)
+        self.classifierDropout = isBert
+            ? (value(["classifier_dropout"]) == nil ? nil : try probability(["classifier_dropout"], default: 0.1))
+            : try probability(["seq_classif_dropout"], default: 0.2)
+        // DistilBERT's LayerNorms are built with eps 1e-12 whatever the config says.
+        self.layerNormEps = isBert ? try positive(["layer_norm_eps"], default: 1e-12) : 1e-12
+        self.initializerRange = try positive(["initializer_range"], default: 0.02)
+        self.padTokenId = try integer(["pad_token_id"], default: 0, minimum: 0)
+        if let (key, item) = value(["id2label"]) {
+            guard let labels = item.objectValue, !labels.isEmpty else { throw fail("\(key) is \(item.summary), not a non-empty object") }
+            self.numLabels = labels.count
+        } else {
+            self.numLabels = try integer(["num_labels"], default: 2)
+        }
+        if let (key, item) = value(["architectures"]) {
+            guard let names = item.arrayValue?.compactMap(\.stringValue), names.count == item.arrayValue?.count else {
+                throw fail("\(key) is \(item.summary), not a list of names")
+            }
+            self.architectures = names
+        } else {
+            self.architectures = []
+        }
+        self.raw = object
+
+        guard hiddenSize % numHeads == 0 else {
+            throw fail("the hidden size \(hiddenSize) is not a multiple of the \(numHeads) attention heads")
+        }
+        guard padTokenId < vocabSize else { throw fail("pad_token_id \(padTokenId) is outside the vocabulary of \(vocabSize)") }
+    }
+
+    // MARK: - Writing
+
+    /// The config as Hugging Face reads it: the original keys, with the known ones set from the fields
+    /// under the model type's own names.
+    func json() throws -> Data {
+        var object = raw
+        let isBert = modelType == .bert
+        func set(_ key: String, _ value: JSONValue) { object[key] = value }
+        set("model_type", .string(modelType.rawValue))
+        if !architectures.isEmpty { set("architectures", .array(architectures.map { .string($0) })) }
+        set("vocab_size", .int(vocabSize))
+        set(isBert ? "hidden_size" : "dim", .int(hiddenSize))
+        set(isBert ? "num_hidden_layers" : "n_layers", .int(numLayers))
+        set(isBert ? "num_attention_heads" : "n_heads", .int(numHeads))
+        set(isBert ? "intermediate_size" : "hidden_dim", .int(intermediateSize))
+        set(isBert ? "hidden_act" : "activation", .string("gelu"))
+        set(isBert ? "hidden_dropout_prob" : "dropout", .double(hiddenDropout))
+        set(isBert ? "attention_probs_dropout_prob" : "attention_dropout", .double(attentionDropout))
+        set("max_position_embeddings", .int(maxPositionEmbeddings))
+        if isBert {
+            set("type_vocab_size", .int(typeVocabSize))
+            set("layer_norm_eps", .double(layerNormEps))
+            set("classifier_dropout", classifierDropout.map { .double($0) } ?? .null)
+        } else {
+            set("sinusoidal_pos_embds", .bool(false))
+            set("seq_classif_dropout", .double(classifierDropout ?? 0.2))
+        }
+        set("initializer_range", .double(initializerRange))
+        set("pad_token_id", .int(padTokenId))
+        // Hugging Face derives num_labels from id2label; keep the names it had if the count still fits.
+        if object["id2label"]?.objectValue?.count != numLabels {
+            set("id2label", .object(Dictionary(uniqueKeysWithValues: (0..<numLabels).map { ("\($0)", .string("LABEL_\($0)")) })))
+            set("label2id", .object(Dictionary(uniqueKeysWithValues: (0..<numLabels).map { ("LABEL_\($0)", .int($0)) })))
+        }
+        if object["num_labels"] != nil { set("num_labels", .int(numLabels)) }
+        return try JSONValue.object(object).prettyPrinted()
+    }
+
+    /// Writes `config.json` atomically.
+    func write(to url: URL) throws {
+        try AtomicFile.write(try json(), to: url)
+    }
+}

@@ -1,0 +1,62 @@
+import Kernels
+
+/// SplitMix64: a small, fast generator so kernel tests see the same numbers on every run.
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func randomFloats(_ count: Int, in range: ClosedRange<Float>, _ generator: inout SeededGenerator) -> [Float] {
+    (0..<count).map { _ in Float.random(in: range, using: &generator) }
+}
+
+/// Runs `body` once per kernel path this machine has: the SIMD path (when the CPU supports it) and the
+/// portable C path, then restores CPU detection. The label names the path in failure messages.
+func forEachKernelPath(_ body: (String) throws -> Void) rethrows {
+    defer { sk_quant_set_simd(true) }
+    sk_quant_set_simd(true)
+    if sk_quant_uses_avx2() { try body("avx2") }
+    sk_quant_set_simd(false)
+    try body("portable")
+}
+
+/// Runs `body` with the kernels' thread count set to `threads`, restoring the previous count.
+func withKernelThreads<T>(_ threads: Int, _ body: () throws -> T) rethrows -> T {
+    let previous = sk_get_threads()
+    sk_set_threads(Int32(threads))
+    defer { sk_set_threads(previous) }
+    return try body()
+}
+
+/// y = x · Wᵀ + b in double, the float layer a quantized layer approximates. x (M, K), W (N, K).
+func floatLinear(_ x: [Float], _ W: [Float], _ bias: [Float]?, M: Int, K: Int, N: Int) -> [Float] {
+    var y = [Float](repeating: 0, count: M * N)
+    for m in 0..<M {
+        for n in 0..<N {
+            var sum = 0.0
+            for k in 0..<K { sum += Double(x[m * K + k]) * Double(W[n * K + k]) }
+            y[m * N + n] = Float(sum) + (bias?[n] ?? 0)
+        }
+    }
+    return y
+}
+
+/// Σ_k |x[m, k] · W[n, k]| per output: the scale of rounding differences from summation order.
+func magnitudeSums(_ x: [Float], _ W: [Float], M: Int, K: Int, N: Int) -> [Float] {
+    var s = [Float](repeating: 0, count: M * N)
+    for m in 0..<M {
+        for n in 0..<N {
+            var sum: Float = 0
+            for k in 0..<K { sum += abs(x[m * K + k] * W[n * K + k]) }
+            s[m * N + n] = sum
+        }
+    }
+    return s
+}
