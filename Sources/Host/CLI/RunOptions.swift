@@ -15,9 +15,9 @@ enum PipelineName: String, CaseIterable, ExpressibleByArgument, Sendable {
 }
 
 extension StratificationType: ExpressibleByArgument {}
-enum SchedulerType: String, CaseIterable, ExpressibleByArgument, Sendable { case linear, cosine }
+extension LearningRateSchedule.Kind: ExpressibleByArgument {}
 enum LossType: String, CaseIterable, ExpressibleByArgument, Sendable { case bce, focal }
-enum PoolingType: String, CaseIterable, ExpressibleByArgument, Sendable { case cls, mean, max }
+extension Pooling: ExpressibleByArgument {}
 extension BadRowPolicy: ExpressibleByArgument {}
 enum KDMethod: String, CaseIterable, ExpressibleByArgument, Sendable { case logit, hidden, attention, multi_level }
 enum PruneScheduleName: String, CaseIterable, ExpressibleByArgument, Sendable { case cubic, linear, exponential }
@@ -94,7 +94,7 @@ struct TrainingOptions: ParsableArguments {
     var useClassWeights = false
 
     @Option(name: .customLong("scheduler_type"), help: "Learning-rate schedule after warm-up: linear or cosine.")
-    var schedulerType: SchedulerType = .linear
+    var schedulerType: LearningRateSchedule.Kind = .linear
 
     @Option(name: .customLong("loss_type"), help: "Loss: bce (binary cross-entropy on logits) or focal.")
     var lossType: LossType = .bce
@@ -106,7 +106,7 @@ struct TrainingOptions: ParsableArguments {
     var focalAlpha: Double = 0.25
 
     @Option(name: .customLong("pooling_type"), help: "Pooling of the encoder output for the head: cls, mean or max.")
-    var poolingType: PoolingType = .cls
+    var poolingType: Pooling = .cls
 
     @Option(help: "Threads for the compute kernels (default: all cores).")
     var threads: Int?

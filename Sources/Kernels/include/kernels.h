@@ -43,6 +43,64 @@ void sk_sgemm_reference(bool transpose_a, bool transpose_b, int M, int N, int K,
                         float alpha, const float *A, int lda, const float *B, int ldb,
                         float beta, float *C, int ldc);
 
+// ---------------------------------------------------------------- LayerNorm (layernorm.c)
+
+/// out = (inp - mean) / sqrt(var + eps) * weight + bias over each row, biased variance.
+/// inp, out: (rows, cols); weight, bias: (cols); mean, rstd (out): (rows), kept for the backward.
+void sk_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                          const float *weight, const float *bias, int rows, int cols, float eps);
+void sk_layernorm_forward_reference(float *out, float *mean, float *rstd, const float *inp,
+                                    const float *weight, const float *bias, int rows, int cols, float eps);
+
+/// Accumulates (+=) into dinp (rows, cols), dweight (cols) and dbias (cols) from dout (rows, cols),
+/// the forward's input and its saved mean and rstd. dweight or dbias may be NULL (not wanted).
+void sk_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                           const float *inp, const float *weight, const float *mean,
+                           const float *rstd, int rows, int cols);
+void sk_layernorm_backward_reference(float *dinp, float *dweight, float *dbias, const float *dout,
+                                     const float *inp, const float *weight, const float *mean,
+                                     const float *rstd, int rows, int cols);
+
+// ---------------------------------------------------------------- GELU, exact erf form (gelu.c)
+
+/// pre (rows, cols) += bias (cols) when bias is not NULL (in place: the backward needs it), then
+/// out (rows, cols) = pre * Phi(pre).
+void sk_bias_gelu_forward(float *out, float *pre, const float *bias, int rows, int cols);
+void sk_bias_gelu_forward_reference(float *out, float *pre, const float *bias, int rows, int cols);
+
+/// dpre (n) = dout * GELU'(pre), written (not accumulated); dpre may be dout.
+void sk_gelu_backward(float *dpre, const float *pre, const float *dout, long n);
+void sk_gelu_backward_reference(float *dpre, const float *pre, const float *dout, long n);
+
+// ---------------------------------------------------------------- attention softmax (softmax.c)
+
+/// Softmax over the last axis of scores (batch, heads, T, T), keys whose key_mask (batch, T) entry
+/// is 0 get probability 0. probs may be scores (in place).
+void sk_attention_softmax_forward(float *probs, const float *scores, const float *key_mask,
+                                  int batch, int heads, int T);
+void sk_attention_softmax_forward_reference(float *probs, const float *scores, const float *key_mask,
+                                            int batch, int heads, int T);
+
+/// dscores (rows, cols) = probs * (dprobs - sum(dprobs * probs) over the row); dscores may be dprobs.
+void sk_softmax_backward(float *dscores, const float *probs, const float *dprobs, int rows, int cols);
+void sk_softmax_backward_reference(float *dscores, const float *probs, const float *dprobs, int rows, int cols);
+
+// ---------------------------------------------------------------- element-wise (elementwise.c)
+
+/// out (n) = a + b. out may be a or b.
+void sk_add(float *out, const float *a, const float *b, long n);
+/// out (n) += a.
+void sk_accumulate(float *out, const float *a, long n);
+/// out (n) = a * b. out may be a or b.
+void sk_mul(float *out, const float *a, const float *b, long n);
+/// Every row of out (rows, cols) = row (cols): a bias written before a GEMM with beta = 1.
+void sk_broadcast_rows(float *out, const float *row, int rows, int cols);
+/// sums (cols) += column sums of inp (rows, cols): the gradient of a bias.
+void sk_add_column_sums(float *sums, const float *inp, int rows, int cols);
+/// mask (n) = 0 with probability p, else 1 / (1 - p) (inverted dropout). Deterministic in
+/// (seed, stream, index): the same arguments give the same mask on every machine.
+void sk_dropout_mask(float *mask, long n, float p, uint64_t seed, uint64_t stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import Logging
+
+/// `sankshep run`: the pipeline — baseline teacher, then the compression stages the pipeline names.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Train the teacher with k-fold cross-validation and compress it, stage by stage.",
+        discussion: """
+        With no options, runs on the bundled data (data/HateSpeech.csv) with the built-in small presets.
+        Every stage is evaluated on the same held-out rows (the best fold's validation split), with the
+        decision threshold searched again. Outputs go to --output_dir; --resume continues an interrupted run.
+        """
+    )
+
+    @Option(help: "Stages to run: \(PipelineName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var pipeline: PipelineName = .baseline
+
+    @OptionGroup(title: "Data") var data: DataOptions
+    @OptionGroup(title: "Model") var model: ModelOptions
+    @OptionGroup(title: "Training") var training: TrainingOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
+
+    func validate() throws {
+        if model.modelPath == nil, ModelPreset.named(model.teacherPreset) == nil {
+            throw ValidationError("--teacher_preset: unknown preset '\(model.teacherPreset)'; known: \(ModelPreset.all.map(\.name).joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        let logger = Logging.configure()
+        sk_set_threads(Int32(training.threads ?? ProcessInfo.processInfo.activeProcessorCount))
+        guard pipeline == .baseline else {
+            throw ValidationFailure("--pipeline \(pipeline.rawValue): stage not available yet (available: baseline)")
+        }
+        let started = Date()
+        let outputDirectory = URL(fileURLWithPath: output.outputDir)
+        let tag = output.tag ?? pipeline.rawValue
+        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+
+        // Data.
+        let dataURL = try data.dataPath.map { URL(fileURLWithPath: $0) } ?? BundledResources.defaultDataset()
+        var csvOptions = CommentCSVOptions()
+        csvOptions.textColumn = data.textColumn
+        csvOptions.labelColumn = data.labelColumn
+        csvOptions.labels = data.positiveLabel.map { .named(positive: $0, negative: nil) } ?? .binary
+        csvOptions.onBadRows = data.onBadRows
+        csvOptions.dataFraction = data.dataFraction
+        csvOptions.seed = UInt64(training.seed)
+        let dataset = try CommentDataset.load(contentsOf: dataURL, options: csvOptions, logger: logger)
+        logger.info("\(dataURL.path): \(dataset.count) comments, \(dataset.positives) hate speech")
+
+        // The teacher: a built-in preset or a Hugging Face folder.
+        let preset = model.modelPath == nil ? ModelPreset.named(model.teacherPreset)! : nil
+        let settings = TrainingSettings(
+            batchSize: training.batch ?? preset?.batchSize ?? 32,
+            learningRate: training.lr ?? preset?.learningRate ?? 2e-5,
+            epochs: training.epochs ?? preset?.epochs ?? 15,
+            warmupRatio: training.warmupRatio, weightDecay: training.weightDecay,
+            gradientClipNorm: training.gradientClipNorm, earlyStoppingPatience: training.earlyStoppingPatience,
+            scheduler: training.schedulerType, loss: training.lossType, focalAlpha: training.focalAlpha,
+            focalGamma: training.focalGamma, useClassWeights: training.useClassWeights, freezeBase: training.freezeBase,
+            seed: training.seed)
+        let tokenizerDirectory = try BundledResources.tokenizerDirectory()
+        let makeTeacher: () throws -> Classifier = { [model, training] in
+            if let path = model.modelPath {
+                return try Classifier.load(from: URL(fileURLWithPath: path), pooling: training.poolingType,
+                                           dropout: training.dropout, seed: training.seed, logger: logger)
+            }
+            return try Classifier.fromPreset(preset!, tokenizerDirectory: tokenizerDirectory, dropout: training.dropout,
+                                             pooling: training.poolingType, seed: training.seed)
+        }
+        let prototype = try makeTeacher()
+        logger.info("teacher: \(preset.map { "preset \($0.name) (\($0.summary))" } ?? model.modelPath!), \(prototype.parameterCount) parameters")
+        let sequences = dataset.texts.map { prototype.tokenizer.encode($0, maxLength: data.maxLength) }
+
+        let (folds, foldReport) = try Folds.kFold(texts: dataset.texts, labels: dataset.labels, k: training.numFolds,
+                                                  stratification: training.stratificationType, seed: UInt64(training.seed))
+        for line in foldReport.lines { logger.info("\(line)") }
+
+        let tracking = try MLflowStore(root: outputDirectory.appendingPathComponent("mlruns"))
+        let context = RunContext(
+            outputDirectory: outputDirectory, tag: tag, dataset: dataset, sequences: sequences, folds: folds,
+            foldReport: foldReport, resume: output.resume, tracking: tracking,
+            experimentID: try tracking.experiment(named: "sankshep"),
+            parameters: runParameters(settings: settings, preset: preset, dataURL: dataURL), logger: logger)
+
+        let baseline = try BaselineStage(settings: settings, makeModel: makeTeacher).run(context)
+        printSummary(baseline, context: context, seconds: Date().timeIntervalSince(started))
+    }
+
+    private func runParameters(settings: TrainingSettings, preset: ModelPreset?, dataURL: URL) -> [String: String] {
+        [
+            "pipeline": pipeline.rawValue, "data_path": dataURL.path, "model": preset?.name ?? model.modelPath ?? "",
+            "batch": String(settings.batchSize), "lr": String(settings.learningRate), "epochs": String(settings.epochs),
+            "num_folds": String(training.numFolds), "max_length": String(data.maxLength), "seed": String(training.seed),
+            "stratification_type": training.stratificationType.rawValue, "dropout": String(training.dropout),
+            "weight_decay": String(settings.weightDecay), "warmup_ratio": String(settings.warmupRatio),
+            "gradient_clip_norm": String(settings.gradientClipNorm), "early_stopping_patience": String(settings.earlyStoppingPatience),
+            "freeze_base": String(settings.freezeBase), "use_class_weights": String(settings.useClassWeights),
+            "scheduler_type": settings.scheduler.rawValue, "loss_type": settings.loss.rawValue,
+            "pooling_type": training.poolingType.rawValue, "data_fraction": String(data.dataFraction),
+        ]
+    }
+
+    private func printSummary(_ baseline: BaselineOutcome, context: RunContext, seconds: Double) {
+        var lines = ["", "Baseline, \(baseline.folds.count)-fold cross-validation (best of the 0.30–0.60 threshold sweep):",
+                     "fold  macro-F1  F1      accuracy  ROC-AUC  threshold  best epoch"]
+        for fold in baseline.folds {
+            lines.append(String(format: "%4d  %.4f    %.4f  %.4f    %@   %.2f       %d", fold.fold, fold.sweepBest.macroF1,
+                                fold.sweepBest.f1, fold.sweepBest.accuracy,
+                                fold.sweepBest.rocAUC.map { String(format: "%.4f", $0) } ?? "  n/a ",
+                                fold.sweepBest.threshold, fold.bestEpoch))
+        }
+        let meanF1 = baseline.folds.map(\.sweepBest.macroF1).reduce(0, +) / Double(baseline.folds.count)
+        lines.append(String(format: "mean  %.4f", meanF1))
+        lines.append("teacher: fold \(baseline.bestFold) → \(baseline.teacherDirectory.path)")
+        lines.append(String(format: "finished in %.0f s; results in %@", seconds, context.outputDirectory.path))
+        print(lines.joined(separator: "\n"))
+    }
+}
+
+enum Logging {
+    /// Log lines to standard error, once per process.
+    static func configure() -> Logger {
+        LoggingBootstrap.once
+        return Logger(label: "sankshep")
+    }
+}
+
+private enum LoggingBootstrap {
+    static let once: Void = {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfo.processInfo.environment["SANKSHEP_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            return handler
+        }
+    }()
+}

@@ -1,0 +1,165 @@
+import Foundation
+
+/// The two encoder families Sankshep trains.
+enum EncoderType: String, Sendable, CaseIterable {
+    case bert, distilbert
+}
+
+/// The sizes of a BERT or DistilBERT encoder: what the model needs from a `config.json`.
+///
+/// Built from the parsed JSON of a Hugging Face config (both families' key names), or from a preset.
+struct EncoderShape: Equatable, Sendable {
+    var modelType: EncoderType
+    var vocabSize: Int
+    var hiddenSize: Int
+    var layers: Int
+    var heads: Int
+    var intermediateSize: Int
+    var maxPositions: Int
+    /// Segment (token type) embeddings; 0 for DistilBERT, which has none.
+    var typeVocabSize: Int
+    var layerNormEps: Float
+    /// Dropout after the embeddings, after the attention output projection (BERT only) and after the
+    /// feed-forward output.
+    var hiddenDropout: Float
+    /// Dropout on the attention probabilities.
+    var attentionDropout: Float
+    /// Dropout in the classification head (BERT: `classifier_dropout` or else `hidden_dropout_prob`;
+    /// DistilBERT: `seq_classif_dropout`; the seed framework's head: its `--dropout`).
+    var classifierDropout: Float
+
+    var headSize: Int { hiddenSize / heads }
+
+    init(modelType: EncoderType, vocabSize: Int, hiddenSize: Int, layers: Int, heads: Int,
+         intermediateSize: Int, maxPositions: Int, typeVocabSize: Int, layerNormEps: Float = 1e-12,
+         hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1, classifierDropout: Float = 0.1) {
+        self.modelType = modelType
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.layers = layers
+        self.heads = heads
+        self.intermediateSize = intermediateSize
+        self.maxPositions = maxPositions
+        self.typeVocabSize = modelType == .distilbert ? 0 : typeVocabSize
+        self.layerNormEps = layerNormEps
+        self.hiddenDropout = hiddenDropout
+        self.attentionDropout = attentionDropout
+        self.classifierDropout = classifierDropout
+    }
+
+    /// Reads a parsed Hugging Face `config.json`. `file` names the file in errors.
+    init(json: [String: Any], file: String) throws {
+        func fail(_ problem: String) -> CheckpointError { CheckpointError(file: file, problem: problem) }
+        guard let typeName = json["model_type"] as? String else { throw fail("no \"model_type\" (expected \"bert\" or \"distilbert\")") }
+        guard let type = EncoderType(rawValue: typeName) else {
+            throw fail("unknown model_type \"\(typeName)\" (expected \"bert\" or \"distilbert\")")
+        }
+        func integer(_ key: String) throws -> Int {
+            guard let int = jsonInteger(json[key]), int > 0 else {
+                throw fail("\"\(key)\" is missing or not a positive integer")
+            }
+            return int
+        }
+        func real(_ key: String, default fallback: Float) throws -> Float {
+            guard let raw = json[key], !(raw is NSNull) else { return fallback }
+            guard let value = jsonReal(raw), value >= 0 else {
+                throw fail("\"\(key)\" is not a non-negative number")
+            }
+            return value
+        }
+        func probability(_ key: String, default fallback: Float) throws -> Float {
+            let p = try real(key, default: fallback)
+            guard p < 1 else { throw fail("\"\(key)\" is \(p); a dropout probability must be below 1") }
+            return p
+        }
+        switch type {
+        case .bert:
+            let activation = json["hidden_act"] as? String ?? "gelu"
+            guard activation == "gelu" else { throw fail("hidden_act \"\(activation)\" is not supported (only \"gelu\")") }
+            if let kind = json["position_embedding_type"] as? String, kind != "absolute" {
+                throw fail("position_embedding_type \"\(kind)\" is not supported (only \"absolute\")")
+            }
+            let hidden = try probability("hidden_dropout_prob", default: 0.1)
+            self.init(modelType: .bert, vocabSize: try integer("vocab_size"), hiddenSize: try integer("hidden_size"),
+                      layers: try integer("num_hidden_layers"), heads: try integer("num_attention_heads"),
+                      intermediateSize: try integer("intermediate_size"),
+                      maxPositions: try integer("max_position_embeddings"),
+                      typeVocabSize: try integer("type_vocab_size"),
+                      layerNormEps: try real("layer_norm_eps", default: 1e-12),
+                      hiddenDropout: hidden,
+                      attentionDropout: try probability("attention_probs_dropout_prob", default: 0.1),
+                      classifierDropout: try probability("classifier_dropout", default: hidden))
+        case .distilbert:
+            let activation = json["activation"] as? String ?? "gelu"
+            guard activation == "gelu" else { throw fail("activation \"\(activation)\" is not supported (only \"gelu\")") }
+            if let sinusoidal = json["sinusoidal_pos_embds"] as? Bool, sinusoidal {
+                throw fail("sinusoidal_pos_embds is not supported (only learned position embeddings)")
+            }
+            // DistilBERT's LayerNorms use a fixed eps of 1e-12 whatever the config says.
+            self.init(modelType: .distilbert, vocabSize: try integer("vocab_size"), hiddenSize: try integer("dim"),
+                      layers: try integer("n_layers"), heads: try integer("n_heads"),
+                      intermediateSize: try integer("hidden_dim"),
+                      maxPositions: try integer("max_position_embeddings"), typeVocabSize: 0,
+                      layerNormEps: 1e-12,
+                      hiddenDropout: try probability("dropout", default: 0.1),
+                      attentionDropout: try probability("attention_dropout", default: 0.1),
+                      classifierDropout: try probability("seq_classif_dropout", default: 0.2))
+        }
+        guard hiddenSize % heads == 0 else {
+            throw fail("hidden size \(hiddenSize) is not a multiple of the \(heads) attention heads")
+        }
+    }
+
+    // ---------------------------------------------------------------- presets
+
+    /// The benchmark's small shape: 4 layers x 256, 4 heads, FFN 1024, vocab 8000, 128 positions.
+    static let small = EncoderShape(modelType: .bert, vocabSize: 8000, hiddenSize: 256, layers: 4, heads: 4,
+                                    intermediateSize: 1024, maxPositions: 128, typeVocabSize: 2)
+    /// sagorsarker/bangla-bert-base.
+    static let banglaBertBase = EncoderShape(modelType: .bert, vocabSize: 102025, hiddenSize: 768, layers: 12, heads: 12,
+                                             intermediateSize: 3072, maxPositions: 512, typeVocabSize: 2)
+    /// distilbert-base-multilingual-cased.
+    static let distilbertMultilingual = EncoderShape(modelType: .distilbert, vocabSize: 119547, hiddenSize: 768, layers: 6,
+                                                     heads: 12, intermediateSize: 3072, maxPositions: 512,
+                                                     typeVocabSize: 0, classifierDropout: 0.2)
+}
+
+/// The classification head on top of the encoder.
+enum ClassifierHead: Equatable, Sendable {
+    /// `BertForSequenceClassification`: tanh pooler on [CLS], dropout, linear.
+    case bertPooler
+    /// `DistilBertForSequenceClassification`: pre_classifier on [CLS], ReLU, dropout, linear.
+    case distilbert
+    /// The seed framework's head: pooled vector, Linear(H, hidden), ReLU, dropout, Linear(hidden, labels).
+    case seedMLP(hidden: Int)
+
+    /// The head Hugging Face puts on this encoder type.
+    static func huggingFace(for type: EncoderType) -> ClassifierHead { type == .bert ? .bertPooler : .distilbert }
+}
+
+/// How the seed head turns the last hidden states (B, T, H) into one vector per sequence.
+/// Mean and max run over real tokens only (attention mask 1). The Hugging Face heads always use [CLS].
+enum Pooling: String, Sendable, CaseIterable {
+    case cls, mean, max
+}
+
+/// An integer from a JSON value (JSONSerialization gives NSNumber; hand-built dictionaries give Int).
+private func jsonInteger(_ value: Any?) -> Int? {
+    switch value {
+    case let int as Int: return int
+    case let number as NSNumber:
+        let double = number.doubleValue
+        return double == double.rounded() ? Int(double) : nil
+    default: return nil
+    }
+}
+
+private func jsonReal(_ value: Any?) -> Float? {
+    switch value {
+    case let double as Double: return Float(double)
+    case let float as Float: return float
+    case let int as Int: return Float(int)
+    case let number as NSNumber: return number.floatValue
+    default: return nil
+    }
+}

@@ -1,0 +1,48 @@
+// Memory-bound element-wise helpers of the transformer: residual adds, bias broadcast and bias
+// gradients, dropout masks. They move data at memory speed already with the compiler's baseline
+// vectorisation, so they have no separate SIMD path.
+#include "kernels.h"
+
+void sk_add(float *out, const float *a, const float *b, long n) {
+    for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void sk_accumulate(float *out, const float *a, long n) {
+    for (long i = 0; i < n; i++) out[i] += a[i];
+}
+
+void sk_mul(float *out, const float *a, const float *b, long n) {
+    for (long i = 0; i < n; i++) out[i] = a[i] * b[i];
+}
+
+void sk_broadcast_rows(float *out, const float *row, int rows, int cols) {
+    for (long r = 0; r < rows; r++) {
+        float *o = out + r * cols;
+        for (int c = 0; c < cols; c++) o[c] = row[c];
+    }
+}
+
+void sk_add_column_sums(float *sums, const float *inp, int rows, int cols) {
+    for (long r = 0; r < rows; r++) {
+        const float *x = inp + r * cols;
+        for (int c = 0; c < cols; c++) sums[c] += x[c];
+    }
+}
+
+// splitmix64's output function on a counter: every (seed, stream, index) gives an independent
+// 64-bit value, so a mask can be regenerated or filled in any order and by any thread.
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+void sk_dropout_mask(float *mask, long n, float p, uint64_t seed, uint64_t stream) {
+    float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    uint64_t base = seed ^ mix64(stream + 0xD1B54A32D192ED03ULL);
+    for (long i = 0; i < n; i++) {
+        uint64_t bits = mix64(base + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL);
+        float u = (float)(bits >> 40) * (1.0f / 16777216.0f);     // uniform in [0, 1), 24 bits
+        mask[i] = u < p ? 0.0f : scale;
+    }
+}

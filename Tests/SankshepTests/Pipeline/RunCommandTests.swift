@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import Host
+
+@Suite("sankshep run, eval and predict", .serialized)
+struct RunCommandTests {
+    @Test("the baseline on a slice of the bundled data writes the fold summary, best metrics, the teacher folder and an MLflow store")
+    func baselineArtifacts() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let command = try RunCommand.parseAsRoot(["--data_path", Fixtures.bundledData.path, "--data_fraction", "0.03",
+                                                  "--num_folds", "2", "--epochs", "1", "--output_dir", folder.path,
+                                                  "--threads", "1"]) as! RunCommand
+        try command.run()
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        for name in ["fold_summary_baseline.csv", "best_metrics_baseline.csv", "best_model_baseline", "best_model_baseline.safetensors", "mlruns"] {
+            #expect(files.contains(name), "missing \(name)")
+        }
+        let summary = try String(contentsOf: folder.appendingPathComponent("fold_summary_baseline.csv"), encoding: .utf8)
+        #expect(summary.split(separator: "\n").count == 3)   // header + 2 folds
+        let teacher = try Classifier.load(from: folder.appendingPathComponent("best_model_baseline"))
+        #expect((0.3...0.6).contains(teacher.threshold))
+        // Runs per fold in the "sankshep" experiment, with params and per-epoch metrics.
+        let tracking = try MLflowStore(root: folder.appendingPathComponent("mlruns"))
+        let experiment = try #require(try tracking.experimentID(named: "sankshep"))
+        let runs = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("mlruns/\(experiment)").path)
+            .filter { $0 != "meta.yaml" }
+        #expect(runs.count == 2)
+        for run in runs {
+            let metrics = folder.appendingPathComponent("mlruns/\(experiment)/\(run)/metrics/val_macro_f1")
+            #expect(FileManager.default.fileExists(atPath: metrics.path))
+        }
+        // Rerunning with --resume finds every fold complete and gives the same summary.
+        let resumed = try RunCommand.parseAsRoot(["--data_path", Fixtures.bundledData.path, "--data_fraction", "0.03",
+                                                  "--num_folds", "2", "--epochs", "1", "--output_dir", folder.path,
+                                                  "--threads", "1", "--resume"]) as! RunCommand
+        try resumed.run()
+        #expect(try String(contentsOf: folder.appendingPathComponent("fold_summary_baseline.csv"), encoding: .utf8) == summary)
+    }
+
+    @Test("predict gives the probabilities evaluation computed for the same rows")
+    func predictMatchesEvaluation() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let preset = ModelPreset(name: "test-tiny", summary: "", hiddenSize: 16, layers: 1, heads: 2,
+                                 intermediateSize: 32, maxPositions: 64, learningRate: 3e-3, epochs: 1, batchSize: 16)
+        let classifier = try Classifier.fromPreset(preset, tokenizerDirectory: Fixtures.bundledTokenizer, dropout: 0.1, pooling: .cls, seed: 3)
+        classifier.threshold = 0.45
+        let texts = ["তুমি খুব ভালো মানুষ", "এই লোকটা একটা চোর", "ধন্যবাদ"]
+        let sequences = texts.map { classifier.tokenizer.encode($0, maxLength: 128) }
+        let evaluated = Evaluator.probabilities(network: classifier.network, sequences: sequences, rows: [0, 1, 2],
+                                                padID: classifier.tokenizer.padId, batchSize: 2)
+        let modelFolder = folder.appendingPathComponent("model")
+        try classifier.save(to: modelFolder)
+        let output = folder.appendingPathComponent("predictions.jsonl")
+        let command = try PredictCommand.parseAsRoot(["--model", modelFolder.path, "--output", output.path]
+                                                     + texts.flatMap { ["--text", $0] }) as! PredictCommand
+        try command.run()
+        let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 3)
+        for (index, line) in lines.enumerated() {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let probability = object["probability"] as! Double
+            #expect(abs(probability - Double(evaluated[index])) < 1e-6)
+            #expect(object["label"] as? Int == (probability > 0.45 ? 1 : 0))
+        }
+    }
+
+    @Test("impossible option values are refused in one line naming the option")
+    func impossibleOptions() {
+        for (arguments, option) in [(["--batch", "0"], "--batch"), (["--dropout", "1"], "--dropout"),
+                                    (["--num_folds", "1"], "--num_folds"), (["--pooling_type", "sum"], "pooling_type"),
+                                    (["--data_fraction", "0"], "--data_fraction")] {
+            do {
+                _ = try RunCommand.parseAsRoot(arguments)
+                Issue.record("\(arguments) was accepted")
+            } catch {
+                let message = RunCommand.message(for: error)
+                #expect(message.contains(option), "\(message)")
+                #expect(!message.contains("\n"), "\(message)")
+            }
+        }
+    }
+
+    @Test("a pipeline whose stages are not built yet is refused before any work")
+    func unavailableStage() throws {
+        let command = try RunCommand.parseAsRoot(["--pipeline", "baseline_kd", "--output_dir", "/nonexistent/never-created"]) as! RunCommand
+        #expect(throws: ValidationFailure.self) { try command.run() }
+        #expect(!FileManager.default.fileExists(atPath: "/nonexistent/never-created"))
+    }
+}
