@@ -21,7 +21,14 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Data") var data: DataOptions
     @OptionGroup(title: "Model") var model: ModelOptions
     @OptionGroup(title: "Training") var training: TrainingOptions
+    @OptionGroup(title: "Distillation") var distillation: DistillationOptions
+    @OptionGroup(title: "Pruning") var pruning: PruningOptions
+    @OptionGroup(title: "Quantization") var quantization: QuantizationOptions
     @OptionGroup(title: "Output") var output: OutputOptions
+    @OptionGroup(title: "Plugins") var plugins: PluginPathOptions
+
+    @Option(help: "A YAML recipe of stages with per-stage options and methods (see docs/recipes.md); replaces --pipeline.")
+    var recipe: String?
 
     func validate() throws {
         if model.modelPath == nil, ModelPreset.named(model.teacherPreset) == nil {
@@ -32,12 +39,22 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let logger = Logging.configure()
         sk_set_threads(Int32(training.threads ?? ProcessInfo.processInfo.activeProcessorCount))
-        guard pipeline == .baseline else {
-            throw ValidationFailure("--pipeline \(pipeline.rawValue): stage not available yet (available: baseline)")
+        // Everything that can be checked is checked before any work: the recipe, its methods and
+        // options against the loaded plugins, and that this build has every stage it names.
+        let recipe = try recipe.map { try Recipe.load(contentsOf: URL(fileURLWithPath: $0)) }
+            ?? Recipe.builtIn(pipeline, from: StageOptions(distillation: distillation, pruning: pruning, quantization: quantization))
+        let registry = try plugins.registry()
+        let methods = try recipe.validate(methods: registry)
+        var stages: [CompressionStage] = []
+        for (index, stage) in recipe.stages.enumerated().dropFirst() {
+            guard let implementation = StageCatalog.implementation(for: stage) else {
+                throw ValidationFailure("\(recipe.name): stage \(index + 1) '\(recipe.stageLabels[index])' is not available yet")
+            }
+            stages.append(implementation)
         }
         let started = Date()
         let outputDirectory = URL(fileURLWithPath: output.outputDir)
-        let tag = output.tag ?? pipeline.rawValue
+        let tag = output.tag ?? recipe.name
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
 
         // Data.
@@ -87,8 +104,12 @@ struct RunCommand: ParsableCommand {
             experimentID: try tracking.experiment(named: "sankshep"),
             parameters: runParameters(settings: settings, preset: preset, dataURL: dataURL), logger: logger)
 
-        let baseline = try BaselineStage(settings: settings, makeModel: makeTeacher).run(context)
+        let runner = PipelineRunner(recipe: recipe, methods: methods, registry: registry, settings: settings,
+                                    makeTeacher: makeTeacher, stages: stages)
+        let (baseline, summary) = try runner.run(context)
         printSummary(baseline, context: context, seconds: Date().timeIntervalSince(started))
+        print("")
+        print(SummaryTable.render(summary.rows))
     }
 
     private func runParameters(settings: TrainingSettings, preset: ModelPreset?, dataURL: URL) -> [String: String] {

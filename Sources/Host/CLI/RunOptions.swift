@@ -145,3 +145,134 @@ struct OutputOptions: ParsableArguments {
     @Flag(help: "Continue an interrupted run from its last checkpoint in --output_dir.")
     var resume = false
 }
+
+struct DistillationOptions: ParsableArguments {
+    @Option(name: .customLong("student_path"), help: "Hugging Face folder of the student (e.g. distilbert-base-multilingual-cased); default: the built-in student preset.")
+    var studentPath: String?
+
+    @Option(name: .customLong("student_preset"), help: "Built-in student preset when no --student_path is given.")
+    var studentPreset = StageOptions.defaultStudentPreset
+
+    @Option(name: .customLong("student_init"), help: "teacher: build the student from the teacher's own layers (see --student_layers), sharing its tokenizer.")
+    var studentInit: String?
+
+    @Option(name: .customLong("student_layers"), help: "Teacher layers the student keeps with --student_init teacher, comma-separated (default: every other layer).")
+    var studentLayers: String?
+
+    @Option(name: .customLong("student_hidden_size"), help: "Width of the student's MLP head when the seed framework's head is used.")
+    var studentHiddenSize = 256
+
+    @Option(name: .customLong("kd_alpha"), help: "Weight of the soft (teacher) loss: α·T²·soft + (1−α)·hard.")
+    var kdAlpha = 0.7
+
+    @Option(name: .customLong("kd_temperature"), help: "Distillation temperature T.")
+    var kdTemperature = 4.0
+
+    @Option(name: .customLong("kd_method"), help: "What is distilled: logit, hidden, attention or multi_level.")
+    var kdMethod: KDMethod = .logit
+
+    @Option(name: .customLong("hidden_loss_weight"), help: "Weight of the hidden-state loss (hidden, multi_level).")
+    var hiddenLossWeight = 0.3
+
+    @Option(name: .customLong("attention_loss_weight"), help: "Weight of the attention loss (attention, multi_level).")
+    var attentionLossWeight = 0.2
+}
+
+struct PruningOptions: ParsableArguments {
+    @Option(name: .customLong("prune_method"), help: "Pruning method: magnitude, wanda, gradual, or any pruner a plugin registers.")
+    var pruneMethod = "magnitude"
+
+    @Option(name: .customLong("prune_sparsity"), help: "Fraction of the pruned layers' weights to remove, in [0, 1).")
+    var pruneSparsity = 0.5
+
+    @Option(name: .customLong("prune_schedule"), help: "Schedule of gradual pruning: cubic, linear or exponential.")
+    var pruneSchedule: PruneScheduleName?
+
+    @Option(name: .customLong("prune_start_epoch"), help: "Gradual pruning: first epoch of the schedule.")
+    var pruneStartEpoch: Int?
+
+    @Option(name: .customLong("prune_end_epoch"), help: "Gradual pruning: epoch by which the final sparsity is reached.")
+    var pruneEndEpoch: Int?
+
+    @Option(name: .customLong("prune_frequency"), help: "Gradual pruning: steps between mask updates.")
+    var pruneFrequency: Int?
+
+    @Option(name: .customLong("prune_layers"), help: "Which linear layers are pruned: all, attention, ffn or encoder.")
+    var pruneLayers: PruneLayers = .all
+
+    @Option(name: .customLong("calib_samples"), help: "Calibration comments for methods that need activation statistics (wanda).")
+    var calibSamples = 512
+
+    @Flag(name: .customLong("fine_tune_after_prune"), inversion: .prefixedNo, help: "Heal the pruned model by fine-tuning with the mask enforced.")
+    var fineTuneAfterPrune = true
+
+    @Option(name: .customLong("fine_tune_epochs"), help: "Epochs of healing after pruning.")
+    var fineTuneEpochs = 3
+
+    @Option(name: .customLong("prune_option"), help: ArgumentHelp("A further option of the pruning method, name=value; repeatable.", valueName: "name=value"))
+    var pruneOptions: [String] = []
+}
+
+struct QuantizationOptions: ParsableArguments {
+    @Option(name: .customLong("quant_method"), help: "Quantizer: dynamic, static, int4, fp16, or any quantizer a plugin registers.")
+    var quantMethod = "dynamic"
+
+    @Option(name: .customLong("quant_calibration_batches"), help: "Batches of calibration comments for static quantization.")
+    var quantCalibrationBatches = 100
+
+    @Option(name: .customLong("quant_option"), help: ArgumentHelp("A further option of the quantizer, name=value; repeatable.", valueName: "name=value"))
+    var quantOptions: [String] = []
+}
+
+extension KDMethod: Codable {}
+
+/// `name=value` pairs of `--prune_option` / `--quant_option`.
+func parseOptionPairs(_ pairs: [String], option: String) throws -> [String: String] {
+    var result: [String: String] = [:]
+    for pair in pairs {
+        guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+            throw ValidationFailure("\(option) \(pair): expected name=value")
+        }
+        result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+    }
+    return result
+}
+
+extension StageOptions {
+    init(distillation: DistillationOptions, pruning: PruningOptions, quantization: QuantizationOptions) throws {
+        self.init()
+        kdAlpha = distillation.kdAlpha
+        kdTemperature = distillation.kdTemperature
+        kdMethod = distillation.kdMethod
+        hiddenLossWeight = distillation.hiddenLossWeight
+        attentionLossWeight = distillation.attentionLossWeight
+        studentPath = distillation.studentPath
+        studentPreset = distillation.studentPreset
+        if let initFrom = distillation.studentInit {
+            guard initFrom == "teacher" else { throw ValidationFailure("--student_init: expected 'teacher', got '\(initFrom)'") }
+            studentInitFromTeacher = true
+        }
+        if let layers = distillation.studentLayers {
+            let parsed = layers.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil && $0! >= 0 }) else {
+                throw ValidationFailure("--student_layers: expected comma-separated layer numbers, got '\(layers)'")
+            }
+            studentLayers = parsed.map { $0! }
+        }
+        studentHiddenSize = distillation.studentHiddenSize
+        pruneMethod = pruning.pruneMethod
+        pruneSparsity = pruning.pruneSparsity
+        pruneSchedule = pruning.pruneSchedule
+        pruneStartEpoch = pruning.pruneStartEpoch
+        pruneEndEpoch = pruning.pruneEndEpoch
+        pruneFrequency = pruning.pruneFrequency
+        pruneLayers = pruning.pruneLayers
+        calibSamples = pruning.calibSamples
+        fineTuneAfterPrune = pruning.fineTuneAfterPrune
+        fineTuneEpochs = pruning.fineTuneEpochs
+        pruneOptions = try parseOptionPairs(pruning.pruneOptions, option: "--prune_option")
+        quantMethod = quantization.quantMethod
+        quantCalibrationBatches = quantization.quantCalibrationBatches
+        quantOptions = try parseOptionPairs(quantization.quantOptions, option: "--quant_option")
+    }
+}

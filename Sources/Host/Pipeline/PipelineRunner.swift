@@ -1,0 +1,170 @@
+import Foundation
+import Logging
+
+/// A model a stage hands to the next: something that classifies, can be saved and measured.
+/// `Classifier` (float weights, possibly with pruning masks applied) is one; a quantized model is another.
+protocol DeployableModel: AnyObject {
+    var tokenizer: BertTokenizer { get }
+    /// Probability above which a comment is called hate speech; set from the threshold search after every stage.
+    var threshold: Double { get set }
+    /// What the model is, e.g. `bert 2×128`, `bert 2×128, 50% sparse, int4`.
+    var summary: String { get }
+    var parameterCount: Int { get }
+    var nonZeroParameterCount: Int { get }
+    /// Sigmoid probabilities of `rows` (indices into `sequences`), in that order.
+    func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) -> [Float]
+    /// Writes the model folder (weights, config, tokenizer, sankshep.json) atomically, file by file.
+    func save(to directory: URL, extra: [String: String]) throws
+}
+
+extension Classifier: DeployableModel {
+    var summary: String {
+        "\(config.modelType.rawValue) \(config.numLayers)×\(config.hiddenSize)"
+    }
+
+    var nonZeroParameterCount: Int {
+        let store = network.store
+        var count = 0
+        for index in 0..<store.count where store.values[index] != 0 { count += 1 }
+        return count
+    }
+
+    func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) -> [Float] {
+        Evaluator.probabilities(network: network, sequences: sequences, rows: rows, padID: tokenizer.padId, batchSize: batchSize)
+    }
+}
+
+/// What a compression stage is given: the previous stage's model, the teacher, the shared context.
+struct StageInput {
+    /// The model the previous stage produced (the teacher after the baseline).
+    let model: DeployableModel
+    let teacher: Classifier
+    let baseline: BaselineOutcome
+    let context: RunContext
+    /// The recipe's label of this stage (`distill`, `prune_wanda`, …) and the folder name of its model.
+    let label: String
+    let modelTag: String
+    /// The method and options a prune or quantize stage calls, resolved against the plugin schemas.
+    let method: ResolvedMethod?
+    let registry: PluginRegistry
+    /// The run's training settings (batch, lr, seed, …) for stages that train.
+    let settings: TrainingSettings
+}
+
+/// A stage after the baseline: distillation, pruning or quantization.
+protocol CompressionStage {
+    func run(_ input: StageInput) throws -> DeployableModel
+}
+
+/// Runs a validated recipe: the baseline, then each compression stage on the previous stage's model;
+/// after every stage the model is evaluated on the same held-out rows with the threshold searched
+/// again, saved, measured (size on disk, latency at batch 1 and 32), and given a summary row.
+struct PipelineRunner {
+    let recipe: Recipe
+    let methods: [ResolvedMethod?]
+    let registry: PluginRegistry
+    let settings: TrainingSettings
+    let makeTeacher: () throws -> Classifier
+    /// The implementation of each stage after the baseline, in recipe order.
+    let stages: [CompressionStage]
+
+    func run(_ context: RunContext) throws -> (BaselineOutcome, PipelineSummary) {
+        let logger = context.logger
+        let baseline = try BaselineStage(settings: settings, makeModel: makeTeacher).run(context)
+        let summaryURL = context.outputDirectory.appendingPathComponent("pipeline_summary_\(context.tag).csv")
+        var summary = PipelineSummary()
+        let labels = recipe.stageLabels
+        let heldOut = baseline.heldOut
+        let heldOutLabels = heldOut.map { context.dataset.labels[$0] }
+
+        // The teacher's row: the baseline's model on the held-out rows.
+        let teacherSize = try weightsBytes(in: baseline.teacherDirectory)
+        let teacherRow = try measure(baseline.teacher, stage: labels[0], directory: baseline.teacherDirectory,
+                                     heldOut: heldOut, heldOutLabels: heldOutLabels, teacherSize: teacherSize, context: context)
+        summary.record(teacherRow)
+        try summary.write(to: summaryURL)
+
+        var current: DeployableModel = baseline.teacher
+        for index in recipe.stages.indices.dropFirst() {
+            let label = labels[index]
+            let modelTag = recipe.modelTag(afterStage: index)
+            let directory = context.outputDirectory.appendingPathComponent(modelTag)
+            logger.info("stage \(index + 1)/\(recipe.stages.count): \(label)")
+            let stage = stages[index - 1]
+            let input = StageInput(model: current, teacher: baseline.teacher, baseline: baseline, context: context,
+                                   label: label, modelTag: modelTag, method: methods[index], registry: registry, settings: settings)
+            let model = try stage.run(input)
+            // The threshold is searched again on the held-out rows for every stage.
+            let probabilities = model.probabilities(sequences: context.sequences, rows: heldOut, batchSize: 64)
+            model.threshold = ThresholdSearch.search(probabilities: probabilities, labels: heldOutLabels).bestOfSweep.threshold
+            try model.save(to: directory, extra: ["stage": label])
+            let row = try measure(model, stage: label, directory: directory, heldOut: heldOut, heldOutLabels: heldOutLabels,
+                                  teacherSize: teacherSize, context: context, probabilities: probabilities)
+            summary.record(row)
+            try summary.write(to: summaryURL)
+            current = model
+        }
+        if recipe.stages.count > 1 {
+            let final = context.outputDirectory.appendingPathComponent(recipe.stageTag)
+            try current.save(to: final, extra: ["stage": labels.last!])
+        }
+        return (baseline, summary)
+    }
+
+    /// Evaluates, times and sizes a saved model, and logs the stage to MLflow.
+    private func measure(_ model: DeployableModel, stage: String, directory: URL, heldOut: [Int], heldOutLabels: [Int],
+                         teacherSize: Int, context: RunContext, probabilities known: [Float]? = nil) throws -> StageSummaryRow {
+        let probabilities = known ?? model.probabilities(sequences: context.sequences, rows: heldOut, batchSize: 64)
+        let metrics = ThresholdSearch.search(probabilities: probabilities, labels: heldOutLabels).bestOfSweep
+        let latency = Latency.measure(model, sequences: context.sequences, rows: heldOut)
+        let row = StageSummaryRow(stage: stage, model: model.summary, metrics: metrics, parameters: model.parameterCount,
+                                  nonZeroParameters: model.nonZeroParameterCount, sizeBytes: try weightsBytes(in: directory),
+                                  teacherSizeBytes: teacherSize, latencyMsBatch1: latency.batch1, latencyMsBatch32: latency.batch32)
+        let run = try context.tracking.startRun(experimentID: context.experimentID, name: "stage-\(stage)",
+                                                tags: ["sankshep.stage": stage, "sankshep.tag": context.tag])
+        try run.logParams(context.parameters)
+        var values = MetricsRow(metrics).mlflowMetrics
+        values["size_mb"] = row.sizeMB
+        values["latency_ms_batch1"] = row.latencyMsBatch1
+        values["latency_ms_batch32"] = row.latencyMsBatch32
+        values["compression_ratio"] = row.compressionRatio
+        values["parameters"] = Double(row.parameters)
+        values["nonzero_parameters"] = Double(row.nonZeroParameters)
+        try run.logMetrics(values, step: 0)
+        try run.finish()
+        return row
+    }
+
+    /// Bytes of the weights files (`*.safetensors`) of a model folder: what "size on disk" means.
+    private func weightsBytes(in directory: URL) throws -> Int {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".safetensors") }
+        return try names.reduce(0) { total, name in
+            let attributes = try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(name).path)
+            return total + ((attributes[.size] as? NSNumber)?.intValue ?? 0)
+        }
+    }
+}
+
+/// CPU latency of a model on real held-out comments: one comment at a time, and batches of 32.
+enum Latency {
+    static func measure(_ model: DeployableModel, sequences: [[Int]], rows: [Int], repeats: Int = 5) -> (batch1: Double, batch32: Double) {
+        let sample = Array(rows.prefix(32))
+        guard !sample.isEmpty else { return (0, 0) }
+        func milliseconds(_ body: () -> Void) -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        }
+        _ = model.probabilities(sequences: sequences, rows: sample, batchSize: 32)   // warm-up
+        let single = sample.prefix(16).map { row in milliseconds { _ = model.probabilities(sequences: sequences, rows: [row], batchSize: 1) } }
+        let batched = (0..<repeats).map { _ in milliseconds { _ = model.probabilities(sequences: sequences, rows: sample, batchSize: 32) } }
+        return (median(single), median(batched))
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+}
+
