@@ -120,9 +120,18 @@ struct PipelineRunner {
         let row = StageSummaryRow(stage: stage, model: model.summary, metrics: metrics, parameters: model.parameterCount,
                                   nonZeroParameters: model.nonZeroParameterCount, sizeBytes: try weightsBytes(in: directory),
                                   teacherSizeBytes: teacherSize, latencyMsBatch1: latency.batch1, latencyMsBatch32: latency.batch32)
-        let run = try context.tracking.startRun(experimentID: context.experimentID, name: "stage-\(stage)",
+        // One MLflow run per stage; a resumed pipeline measures again into the same run.
+        let runFile = context.checkpointDirectory.appendingPathComponent("stage-\(stage).mlflow-run")
+        let run: MLflowRun
+        if let runID = try? String(contentsOf: runFile, encoding: .utf8),
+           let existing = try? context.tracking.resumeRun(experimentID: context.experimentID, runID: runID) {
+            run = existing
+        } else {
+            run = try context.tracking.startRun(experimentID: context.experimentID, name: "stage-\(stage)",
                                                 tags: ["sankshep.stage": stage, "sankshep.tag": context.tag])
-        try run.logParams(context.parameters)
+            try run.logParams(context.parameters)
+            try AtomicFile.write(Data(run.runID.utf8), to: runFile)
+        }
         var values = MetricsRow(metrics).mlflowMetrics
         values["size_mb"] = row.sizeMB
         values["latency_ms_batch1"] = row.latencyMsBatch1

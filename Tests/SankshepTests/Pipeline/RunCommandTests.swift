@@ -25,8 +25,12 @@ struct RunCommandTests {
         let experiment = try #require(try tracking.experimentID(named: "sankshep"))
         let runs = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("mlruns/\(experiment)").path)
             .filter { $0 != "meta.yaml" }
-        #expect(runs.count == 2)
-        for run in runs {
+        #expect(runs.count == 3)   // a run per fold, and the baseline stage's measurement run
+        let foldRuns = try runs.filter { run in
+            try String(contentsOf: folder.appendingPathComponent("mlruns/\(experiment)/\(run)/tags/mlflow.runName"), encoding: .utf8).hasPrefix("baseline-fold")
+        }
+        #expect(foldRuns.count == 2)
+        for run in foldRuns {
             let metrics = folder.appendingPathComponent("mlruns/\(experiment)/\(run)/metrics/val_macro_f1")
             #expect(FileManager.default.fileExists(atPath: metrics.path))
         }
@@ -36,6 +40,7 @@ struct RunCommandTests {
                                                   "--threads", "1", "--resume"]) as! RunCommand
         try resumed.run()
         #expect(try String(contentsOf: folder.appendingPathComponent("fold_summary_baseline.csv"), encoding: .utf8) == summary)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("mlruns/\(experiment)").path).count == runs.count + 1)
     }
 
     @Test("predict gives the probabilities evaluation computed for the same rows")
