@@ -2,7 +2,6 @@
 // gradients, dropout masks. They move data at memory speed already with the compiler's baseline
 // vectorisation, so they have no separate SIMD path.
 #include "kernels.h"
-#include "parallel.h"
 
 void sk_add(float *out, const float *a, const float *b, long n) {
     for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
@@ -38,24 +37,12 @@ static inline uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-typedef struct { float *mask; long n; float p; uint64_t base; } dropout_job;
-#define DROPOUT_BLOCK 4096
-
-static void dropout_blocks(void *context, int begin, int end) {
-    const dropout_job *j = context;
-    float scale = j->p < 1.0f ? 1.0f / (1.0f - j->p) : 0.0f;
-    long last = (long)end * DROPOUT_BLOCK < j->n ? (long)end * DROPOUT_BLOCK : j->n;
-    for (long i = (long)begin * DROPOUT_BLOCK; i < last; i++) {
-        uint64_t bits = mix64(j->base + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL);
-        float u = (float)(bits >> 40) * (1.0f / 16777216.0f);     // uniform in [0, 1), 24 bits
-        j->mask[i] = u < j->p ? 0.0f : scale;
-    }
-}
-
 void sk_dropout_mask(float *mask, long n, float p, uint64_t seed, uint64_t stream) {
-    dropout_job job = { .mask = mask, .n = n, .p = p, .base = seed ^ mix64(stream + 0xD1B54A32D192ED03ULL) };
-    int blocks = (int)((n + DROPOUT_BLOCK - 1) / DROPOUT_BLOCK);
-    // Each element depends only on its index, so blocks may run on any thread in any order.
-    if (blocks > 1) sk_parallel_for(blocks, dropout_blocks, &job);
-    else dropout_blocks(&job, 0, blocks);
+    float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    uint64_t base = seed ^ mix64(stream + 0xD1B54A32D192ED03ULL);
+    for (long i = 0; i < n; i++) {
+        uint64_t bits = mix64(base + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL);
+        float u = (float)(bits >> 40) * (1.0f / 16777216.0f);     // uniform in [0, 1), 24 bits
+        mask[i] = u < p ? 0.0f : scale;
+    }
 }

@@ -3,7 +3,6 @@
 // linear layer before it, and its derivative Phi(x) + x * phi(x).
 #include "kernels.h"
 #include "simd_math.h"
-#include "parallel.h"
 #include <math.h>
 
 #define SK_SQRT1_2 0.70710678118654752f
@@ -89,42 +88,12 @@ SK_AVX2 static void gelu_backward_avx2(float *dpre, const float *pre, const floa
 
 // ---------------------------------------------------------------- dispatch
 
-// Work is split across the kernel threads above this many elements; GELU's exp makes it compute-bound.
-#define GELU_PARALLEL_MIN_ELEMENTS 16384
-#define GELU_BLOCK 256
-
-typedef struct {
-    float *out, *pre;
-    const float *bias, *dout, *saved_pre;
-    float *dpre;
-    int cols;
-    long n;
-} gelu_job;
-
-static void gelu_forward_rows(void *context, int begin, int end) {
-    const gelu_job *j = context;
-    long offset = (long)begin * j->cols;
-    if (sk_cpu_has_avx2_fma()) bias_gelu_forward_avx2(j->out + offset, j->pre + offset, j->bias, end - begin, j->cols);
-    else sk_bias_gelu_forward_reference(j->out + offset, j->pre + offset, j->bias, end - begin, j->cols);
-}
-
-static void gelu_backward_blocks(void *context, int begin, int end) {
-    const gelu_job *j = context;
-    long first = (long)begin * GELU_BLOCK, last = (long)end * GELU_BLOCK;
-    if (last > j->n) last = j->n;
-    if (sk_cpu_has_avx2_fma()) gelu_backward_avx2(j->dpre + first, j->saved_pre + first, j->dout + first, last - first);
-    else sk_gelu_backward_reference(j->dpre + first, j->saved_pre + first, j->dout + first, last - first);
-}
-
 void sk_bias_gelu_forward(float *out, float *pre, const float *bias, int rows, int cols) {
-    gelu_job job = { .out = out, .pre = pre, .bias = bias, .cols = cols };
-    if ((long)rows * cols >= GELU_PARALLEL_MIN_ELEMENTS) sk_parallel_for(rows, gelu_forward_rows, &job);
-    else gelu_forward_rows(&job, 0, rows);
+    if (sk_cpu_has_avx2_fma()) bias_gelu_forward_avx2(out, pre, bias, rows, cols);
+    else sk_bias_gelu_forward_reference(out, pre, bias, rows, cols);
 }
 
 void sk_gelu_backward(float *dpre, const float *pre, const float *dout, long n) {
-    gelu_job job = { .dpre = dpre, .saved_pre = pre, .dout = dout, .n = n };
-    int blocks = (int)((n + GELU_BLOCK - 1) / GELU_BLOCK);
-    if (n >= GELU_PARALLEL_MIN_ELEMENTS) sk_parallel_for(blocks, gelu_backward_blocks, &job);
-    else gelu_backward_blocks(&job, 0, blocks);
+    if (sk_cpu_has_avx2_fma()) gelu_backward_avx2(dpre, pre, dout, n);
+    else sk_gelu_backward_reference(dpre, pre, dout, n);
 }

@@ -2,9 +2,7 @@
 // eps inside the square root). The forward keeps mean and 1/std per row for the backward.
 #include "kernels.h"
 #include "simd_math.h"
-#include "parallel.h"
 #include <math.h>
-#include <stdlib.h>
 
 // ---------------------------------------------------------------- reference
 
@@ -138,81 +136,15 @@ SK_AVX2 static void layernorm_backward_avx2(float *dinp, float *dweight, float *
 
 // ---------------------------------------------------------------- dispatch
 
-// Rows are split across the kernel threads when a call has enough work to pay for waking them.
-#define LN_PARALLEL_MIN_ELEMENTS 16384
-
-typedef struct {
-    float *out, *mean, *rstd, *dinp, *dweight, *dbias;
-    float *partials;        // backward: (parts - 1) x (dweight, dbias) for parts 1..
-    const float *inp, *weight, *bias, *dout, *saved_mean, *saved_rstd;
-    int rows, cols, parts;
-    float eps;
-} ln_job;
-
-static void ln_forward_rows(void *context, int begin, int end) {
-    const ln_job *j = context;
-    long offset = (long)begin * j->cols;
-    if (sk_cpu_has_avx2_fma())
-        layernorm_forward_avx2(j->out + offset, j->mean + begin, j->rstd + begin, j->inp + offset, j->weight, j->bias, end - begin, j->cols, j->eps);
-    else
-        sk_layernorm_forward_reference(j->out + offset, j->mean + begin, j->rstd + begin, j->inp + offset, j->weight, j->bias, end - begin, j->cols, j->eps);
-}
-
-static void ln_backward_rows(const ln_job *j, int begin, int end, float *dweight, float *dbias) {
-    long offset = (long)begin * j->cols;
-    if (sk_cpu_has_avx2_fma())
-        layernorm_backward_avx2(j->dinp + offset, dweight, dbias, j->dout + offset, j->inp + offset, j->weight,
-                                j->saved_mean + begin, j->saved_rstd + begin, end - begin, j->cols);
-    else
-        sk_layernorm_backward_reference(j->dinp + offset, dweight, dbias, j->dout + offset, j->inp + offset, j->weight,
-                                        j->saved_mean + begin, j->saved_rstd + begin, end - begin, j->cols);
-}
-
-// Part p of the backward: its share of rows, with weight and bias gradients summed into its own
-// partial buffers (parts > 0) so threads never add into the same floats.
-static void ln_backward_part(void *context, int begin, int end) {
-    const ln_job *j = context;
-    for (int part = begin; part < end; part++) {
-        int first = (int)((long)j->rows * part / j->parts), last = (int)((long)j->rows * (part + 1) / j->parts);
-        float *dweight = j->dweight, *dbias = j->dbias;
-        if (part > 0) {
-            dweight = j->dweight ? j->partials + (long)(part - 1) * 2 * j->cols : NULL;
-            dbias = j->dbias ? j->partials + (long)(part - 1) * 2 * j->cols + j->cols : NULL;
-        }
-        ln_backward_rows(j, first, last, dweight, dbias);
-    }
-}
-
 void sk_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                           const float *weight, const float *bias, int rows, int cols, float eps) {
-    ln_job job = { .out = out, .mean = mean, .rstd = rstd, .inp = inp, .weight = weight, .bias = bias,
-                   .rows = rows, .cols = cols, .eps = eps };
-    if ((long)rows * cols >= LN_PARALLEL_MIN_ELEMENTS) sk_parallel_for(rows, ln_forward_rows, &job);
-    else ln_forward_rows(&job, 0, rows);
+    if (sk_cpu_has_avx2_fma()) layernorm_forward_avx2(out, mean, rstd, inp, weight, bias, rows, cols, eps);
+    else sk_layernorm_forward_reference(out, mean, rstd, inp, weight, bias, rows, cols, eps);
 }
 
 void sk_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                            const float *inp, const float *weight, const float *mean,
                            const float *rstd, int rows, int cols) {
-    ln_job job = { .dinp = dinp, .dweight = dweight, .dbias = dbias, .dout = dout, .inp = inp, .weight = weight,
-                   .saved_mean = mean, .saved_rstd = rstd, .rows = rows, .cols = cols, .parts = 1 };
-    int threads = sk_get_threads();
-    if (threads < 2 || (long)rows * cols < LN_PARALLEL_MIN_ELEMENTS || rows < threads) {
-        ln_backward_rows(&job, 0, rows, dweight, dbias);
-        return;
-    }
-    // Partial weight and bias gradients of parts 1.. (part 0 adds straight into the caller's).
-    float *partials = calloc((size_t)(threads - 1) * 2 * cols, sizeof(float));
-    if (!partials) { ln_backward_rows(&job, 0, rows, dweight, dbias); return; }
-    job.partials = partials;
-    job.parts = threads;
-    sk_parallel_for(threads, ln_backward_part, &job);
-    for (int part = 1; part < threads; part++) {
-        const float *p = partials + (long)(part - 1) * 2 * cols;
-        for (int c = 0; c < cols; c++) {
-            if (dweight) dweight[c] += p[c];
-            if (dbias) dbias[c] += p[cols + c];
-        }
-    }
-    free(partials);
+    if (sk_cpu_has_avx2_fma()) layernorm_backward_avx2(dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, cols);
+    else sk_layernorm_backward_reference(dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, cols);
 }

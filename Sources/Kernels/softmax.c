@@ -4,31 +4,26 @@
 // Face's additive mask gives when every score is the same huge negative number.
 #include "kernels.h"
 #include "simd_math.h"
-#include "parallel.h"
 #include <math.h>
 
 // ---------------------------------------------------------------- reference
 
-// Rows [first, last) of the (batch * heads * T) score rows; row r belongs to sequence r / (heads * T).
-static void softmax_rows_reference(float *probs, const float *scores, const float *key_mask,
-                                   int heads, int T, long first, long last) {
-    for (long row = first; row < last; row++) {
-        const float *mask = key_mask + row / ((long)heads * T) * T;
-        const float *s = scores + row * T;
-        float *p = probs + row * T;
-        float max = -INFINITY;
-        for (int k = 0; k < T; k++) if (mask[k] != 0.0f && s[k] > max) max = s[k];
-        if (max == -INFINITY) { for (int k = 0; k < T; k++) p[k] = 1.0f / T; continue; }
-        float sum = 0.0f;
-        for (int k = 0; k < T; k++) { p[k] = mask[k] != 0.0f ? expf(s[k] - max) : 0.0f; sum += p[k]; }
-        float inv = 1.0f / sum;
-        for (int k = 0; k < T; k++) p[k] *= inv;
-    }
-}
-
 void sk_attention_softmax_forward_reference(float *probs, const float *scores, const float *key_mask,
                                             int batch, int heads, int T) {
-    softmax_rows_reference(probs, scores, key_mask, heads, T, 0, (long)batch * heads * T);
+    for (int b = 0; b < batch; b++) {
+        const float *mask = key_mask + (long)b * T;
+        for (long row = (long)b * heads * T; row < (long)(b + 1) * heads * T; row++) {
+            const float *s = scores + row * T;
+            float *p = probs + row * T;
+            float max = -INFINITY;
+            for (int k = 0; k < T; k++) if (mask[k] != 0.0f && s[k] > max) max = s[k];
+            if (max == -INFINITY) { for (int k = 0; k < T; k++) p[k] = 1.0f / T; continue; }
+            float sum = 0.0f;
+            for (int k = 0; k < T; k++) { p[k] = mask[k] != 0.0f ? expf(s[k] - max) : 0.0f; sum += p[k]; }
+            float inv = 1.0f / sum;
+            for (int k = 0; k < T; k++) p[k] *= inv;
+        }
+    }
 }
 
 void sk_softmax_backward_reference(float *dscores, const float *probs, const float *dprobs, int rows, int cols) {
@@ -43,36 +38,38 @@ void sk_softmax_backward_reference(float *dscores, const float *probs, const flo
 
 // ---------------------------------------------------------------- AVX2 + FMA
 
-SK_AVX2 static void softmax_rows_avx2(float *probs, const float *scores, const float *key_mask,
-                                      int heads, int T, long first, long last) {
+SK_AVX2 static void attention_softmax_forward_avx2(float *probs, const float *scores, const float *key_mask,
+                                                   int batch, int heads, int T) {
     int vec_end = T & ~7;
     const __m256 zero = _mm256_setzero_ps();
-    for (long row = first; row < last; row++) {
-        const float *mask = key_mask + row / ((long)heads * T) * T;
-        const float *s = scores + row * T;
-        float *p = probs + row * T;
-        __m256 vmax = _mm256_set1_ps(-INFINITY);
-        int k = 0;
-        for (; k < vec_end; k += 8) {
-            __m256 keep = _mm256_cmp_ps(_mm256_loadu_ps(mask + k), zero, _CMP_NEQ_OQ);
-            vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_loadu_ps(s + k), keep));
+    for (int b = 0; b < batch; b++) {
+        const float *mask = key_mask + (long)b * T;
+        for (long row = (long)b * heads * T; row < (long)(b + 1) * heads * T; row++) {
+            const float *s = scores + row * T;
+            float *p = probs + row * T;
+            __m256 vmax = _mm256_set1_ps(-INFINITY);
+            int k = 0;
+            for (; k < vec_end; k += 8) {
+                __m256 keep = _mm256_cmp_ps(_mm256_loadu_ps(mask + k), zero, _CMP_NEQ_OQ);
+                vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_loadu_ps(s + k), keep));
+            }
+            float max = sk_hmax256(vmax);
+            for (; k < T; k++) if (mask[k] != 0.0f && s[k] > max) max = s[k];
+            if (max == -INFINITY) { for (k = 0; k < T; k++) p[k] = 1.0f / T; continue; }
+            __m256 vm = _mm256_set1_ps(max), vsum = zero;
+            for (k = 0; k < vec_end; k += 8) {
+                __m256 keep = _mm256_cmp_ps(_mm256_loadu_ps(mask + k), zero, _CMP_NEQ_OQ);
+                __m256 e = _mm256_and_ps(sk_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + k), vm)), keep);
+                _mm256_storeu_ps(p + k, e);
+                vsum = _mm256_add_ps(vsum, e);
+            }
+            float sum = sk_hsum256(vsum);
+            for (; k < T; k++) { p[k] = mask[k] != 0.0f ? expf(s[k] - max) : 0.0f; sum += p[k]; }
+            __m256 vinv = _mm256_set1_ps(1.0f / sum);
+            for (k = 0; k < vec_end; k += 8) _mm256_storeu_ps(p + k, _mm256_mul_ps(_mm256_loadu_ps(p + k), vinv));
+            float inv = 1.0f / sum;
+            for (; k < T; k++) p[k] *= inv;
         }
-        float max = sk_hmax256(vmax);
-        for (; k < T; k++) if (mask[k] != 0.0f && s[k] > max) max = s[k];
-        if (max == -INFINITY) { for (k = 0; k < T; k++) p[k] = 1.0f / T; continue; }
-        __m256 vm = _mm256_set1_ps(max), vsum = zero;
-        for (k = 0; k < vec_end; k += 8) {
-            __m256 keep = _mm256_cmp_ps(_mm256_loadu_ps(mask + k), zero, _CMP_NEQ_OQ);
-            __m256 e = _mm256_and_ps(sk_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + k), vm)), keep);
-            _mm256_storeu_ps(p + k, e);
-            vsum = _mm256_add_ps(vsum, e);
-        }
-        float sum = sk_hsum256(vsum);
-        for (; k < T; k++) { p[k] = mask[k] != 0.0f ? expf(s[k] - max) : 0.0f; sum += p[k]; }
-        __m256 vinv = _mm256_set1_ps(1.0f / sum);
-        for (k = 0; k < vec_end; k += 8) _mm256_storeu_ps(p + k, _mm256_mul_ps(_mm256_loadu_ps(p + k), vinv));
-        float inv = 1.0f / sum;
-        for (; k < T; k++) p[k] *= inv;
     }
 }
 
@@ -95,37 +92,13 @@ SK_AVX2 static void softmax_backward_avx2(float *dscores, const float *probs, co
 
 // ---------------------------------------------------------------- dispatch
 
-#define SOFTMAX_PARALLEL_MIN_ELEMENTS 16384
-
-typedef struct {
-    float *out;
-    const float *scores, *key_mask, *probs, *dprobs;
-    int heads, T, cols;
-} softmax_job;
-
-static void softmax_forward_part(void *context, int begin, int end) {
-    const softmax_job *j = context;
-    if (sk_cpu_has_avx2_fma()) softmax_rows_avx2(j->out, j->scores, j->key_mask, j->heads, j->T, begin, end);
-    else softmax_rows_reference(j->out, j->scores, j->key_mask, j->heads, j->T, begin, end);
-}
-
-static void softmax_backward_part(void *context, int begin, int end) {
-    const softmax_job *j = context;
-    long offset = (long)begin * j->cols;
-    if (sk_cpu_has_avx2_fma()) softmax_backward_avx2(j->out + offset, j->probs + offset, j->dprobs + offset, end - begin, j->cols);
-    else sk_softmax_backward_reference(j->out + offset, j->probs + offset, j->dprobs + offset, end - begin, j->cols);
-}
-
 void sk_attention_softmax_forward(float *probs, const float *scores, const float *key_mask,
                                   int batch, int heads, int T) {
-    softmax_job job = { .out = probs, .scores = scores, .key_mask = key_mask, .heads = heads, .T = T };
-    int rows = batch * heads * T;
-    if ((long)rows * T >= SOFTMAX_PARALLEL_MIN_ELEMENTS) sk_parallel_for(rows, softmax_forward_part, &job);
-    else softmax_forward_part(&job, 0, rows);
+    if (sk_cpu_has_avx2_fma()) attention_softmax_forward_avx2(probs, scores, key_mask, batch, heads, T);
+    else sk_attention_softmax_forward_reference(probs, scores, key_mask, batch, heads, T);
 }
 
 void sk_softmax_backward(float *dscores, const float *probs, const float *dprobs, int rows, int cols) {
-    softmax_job job = { .out = dscores, .probs = probs, .dprobs = dprobs, .cols = cols };
-    if ((long)rows * cols >= SOFTMAX_PARALLEL_MIN_ELEMENTS) sk_parallel_for(rows, softmax_backward_part, &job);
-    else softmax_backward_part(&job, 0, rows);
+    if (sk_cpu_has_avx2_fma()) softmax_backward_avx2(dscores, probs, dprobs, rows, cols);
+    else sk_softmax_backward_reference(dscores, probs, dprobs, rows, cols);
 }
