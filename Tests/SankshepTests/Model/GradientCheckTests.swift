@@ -33,7 +33,8 @@ struct GradientCheckTests {
     }
 
     /// For each parameter tensor, the derivative along a random unit direction: (L(θ+εv) − L(θ−εv)) / 2ε
-    /// against g·v. A direction spreads the check over the whole tensor and averages rounding noise.
+    /// against g·v. A direction spreads the check over the whole tensor and averages rounding noise; a
+    /// small ε keeps the steps from crossing a ReLU or max-pooling kink.
     static func check(_ model: SequenceClassifier, training: Bool) throws {
         // Larger weights than HF's 0.02 so every path carries a gradient well above float rounding.
         initializeParameters(model.store, names: model.names, head: model.head, seed: 7, initializerRange: 0.4)
@@ -41,8 +42,8 @@ struct GradientCheckTests {
         model.store.zeroGradients()
         _ = try loss(model, training: training, step: step)
         model.backward(dLogits: lossWeights)
-        var generator = SystemRandomNumberGenerator()
-        let epsilon: Float = 1e-2
+        var generator = SeededGenerator(seed: 2024)
+        let epsilon: Float = 1e-3
         for view in model.store.views {
             if let pooler = model.names.unusedPooler, view.name.hasPrefix(pooler) { continue }
             var direction = (0..<view.count).map { _ in Float.random(in: -1...1, using: &generator) }

@@ -58,6 +58,26 @@ struct PyTorchParityTests {
         try checkParity(try ModelFixture.huggingFaceModel("distilbert-tiny"), folder: "distilbert-tiny")
     }
 
+    @Test("seed checkpoint (.pt): the MLP head on [CLS] matches PyTorch; the unused pooler gets no gradient")
+    func seedCheckpoint() throws {
+        let shape = try ModelFixture.shape("seed-checkpoint")
+        let model = SequenceClassifier(shape: shape, head: .seedMLP(hidden: 256), numLabels: 1, pooling: .cls)
+        let weights = try TorchCheckpoint.read(Fixtures.url("seed-checkpoint/best_model_fold0.pt"))
+        for view in model.store.views {
+            let tensor = try #require(weights[view.name], "\(view.name) missing from the checkpoint")
+            model.store.setValues(view.name, from: tensor)
+        }
+        try checkParity(model, folder: "seed-checkpoint")
+    }
+
+    @Test("a shape from ModelConfig equals the one read from the JSON directly")
+    func shapeFromModelConfig() throws {
+        for folder in ["bert-tiny", "distilbert-tiny"] {
+            let config = try ModelConfig.read(Fixtures.url("\(folder)/config.json"))
+            #expect(EncoderShape(config) == (try ModelFixture.shape(folder)))
+        }
+    }
+
     @Test("gradients of two backward passes accumulate")
     func gradientsAccumulate() throws {
         let model = try ModelFixture.huggingFaceModel("bert-tiny")

@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import Kernels
+
+/// `sankshep bench`: times one training step or one forward of a random-initialised model and prints
+/// one JSON object, so a script can run the same shapes in PyTorch / ONNX Runtime and compare.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time a training step (forward + backward + optimizer) or an inference forward; prints one JSON object.",
+        discussion: """
+            Shapes: small = 4 layers x 256, 4 heads, FFN 1024, vocab 8000 (BERT head); bert-base = \
+            bangla-bert-base (12 x 768, vocab 102025); distilbert-multilingual = \
+            distilbert-base-multilingual-cased (6 x 768, vocab 119547). Inputs are random token ids with \
+            no padding. peak_rss_mb is the process's peak resident memory.
+            """
+    )
+
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case train, infer }
+    enum Shape: String, ExpressibleByArgument, CaseIterable {
+        case small
+        case bertBase = "bert-base"
+        case distilbertMultilingual = "distilbert-multilingual"
+
+        var encoder: EncoderShape {
+            switch self {
+            case .small: .small
+            case .bertBase: .banglaBertBase
+            case .distilbertMultilingual: .distilbertMultilingual
+            }
+        }
+    }
+
+    @Option(help: "train (forward + backward + optimizer step) or infer (forward only).")
+    var mode: Mode = .train
+    @Option(help: "small, bert-base or distilbert-multilingual.")
+    var shape: Shape = .small
+    @Option(help: "Sequences per batch.")
+    var batch: Int = 32
+    @Option(help: "Tokens per sequence.")
+    var seq: Int = 32
+    @Option(help: "Threads for OpenBLAS and the kernels.")
+    var threads: Int = 2
+    @Option(help: "Untimed runs first.")
+    var warmup: Int = 2
+    @Option(help: "Timed runs.")
+    var iterations: Int = 5
+    @Flag(name: .customLong("freeze_base"), help: "Train the head only (the encoder gets no gradient).")
+    var freezeBase = false
+
+    func validate() throws {
+        if batch < 1 { throw ValidationError("--batch must be at least 1, not \(batch)") }
+        if seq < 1 || seq > shape.encoder.maxPositions {
+            throw ValidationError("--seq must be between 1 and \(shape.encoder.maxPositions) for \(shape.rawValue), not \(seq)")
+        }
+        if threads < 1 { throw ValidationError("--threads must be at least 1, not \(threads)") }
+        if warmup < 0 { throw ValidationError("--warmup cannot be negative") }
+        if iterations < 1 { throw ValidationError("--iterations must be at least 1, not \(iterations)") }
+    }
+
+    struct Result: Encodable {
+        let mode: String, shape: String
+        let batch, seq, threads: Int
+        let median_ms, min_ms: Double
+        let iterations, params: Int
+        let peak_rss_mb: Double
+    }
+
+    func run() throws {
+        sk_set_threads(Int32(threads))
+        let encoder = shape.encoder
+        let model = SequenceClassifier(shape: encoder, head: .huggingFace(for: encoder.modelType), numLabels: 1)
+        model.initializeRandomly(seed: 42)
+        model.frozenEncoder = freezeBase
+
+        // Random ids past the special tokens, labels half and half.
+        var state: UInt64 = 7
+        func nextRandom() -> UInt64 { state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return state >> 33 }
+        let count = batch * seq
+        let ids = (0..<count).map { _ in Int32(5 + Int(nextRandom() % UInt64(encoder.vocabSize - 5))) }
+        let mask = [Int32](repeating: 1, count: count)
+        let labels = (0..<batch).map { Float($0 % 2) }
+
+        let optimizer = PlainSGD(learningRate: 1e-5)
+        var timings: [Double] = []
+        for iteration in 0..<(warmup + iterations) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            switch mode {
+            case .infer:
+                _ = try model.forward(inputIds: ids, attentionMask: mask, batch: batch, length: seq, training: false)
+            case .train:
+                model.store.zeroGradients()
+                let logits = try model.forward(inputIds: ids, attentionMask: mask, batch: batch, length: seq, training: true)
+                model.backward(dLogits: Self.bceGradient(logits: logits, labels: labels))
+                optimizer.step(model.store)
+            }
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            if iteration >= warmup { timings.append(elapsed) }
+        }
+        timings.sort()
+        let median = timings.count % 2 == 1 ? timings[timings.count / 2]
+            : (timings[timings.count / 2 - 1] + timings[timings.count / 2]) / 2
+        let result = Result(mode: mode.rawValue, shape: shape.rawValue, batch: batch, seq: seq, threads: threads,
+                            median_ms: (median * 100).rounded() / 100, min_ms: (timings[0] * 100).rounded() / 100,
+                            iterations: iterations, params: model.store.count, peak_rss_mb: Self.peakResidentMegabytes())
+        let encoderJSON = JSONEncoder()
+        encoderJSON.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoderJSON.encode(result), as: UTF8.self))
+    }
+
+    /// Gradient of mean BCE-with-logits w.r.t. the logits: (sigmoid(x) - y) / B.
+    static func bceGradient(logits: [Float], labels: [Float]) -> [Float] {
+        zip(logits, labels).map { (1 / (1 + exp(-$0)) - $1) / Float(logits.count) }
+    }
+
+    /// Peak resident set size of this process (VmHWM), in MiB.
+    static func peakResidentMegabytes() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+            return (kilobytes / 1024 * 10).rounded() / 10
+        }
+        return 0
+    }
+}
+
+/// The bench's optimizer until AdamW lands: values -= lr * gradients, skipping frozen parameters.
+/// It touches every parameter once, as an optimizer step does.
+struct PlainSGD {
+    let learningRate: Float
+
+    func step(_ store: ParameterStore) {
+        for view in store.views where !store.frozen.contains(view.name) {
+            let values = store.values + view.offset, gradients = store.gradients + view.offset
+            for i in 0..<view.count { values[i] -= learningRate * gradients[i] }
+        }
+    }
+}
