@@ -38,6 +38,8 @@ final class SequenceClassifier {
     /// Counts training forwards; with `dropoutSeed` it fixes the dropout masks. Setting it back replays
     /// the same masks (a resumed run, or a gradient check).
     var dropoutStep: UInt64 = 0
+    /// Observes or replaces the encoder's linear layers in inference forwards (calibration, quantization).
+    var linearHook: LinearLayerHook?
     private let layerOffsets: [LayerOffsets]
     private let floats = BufferPool<Float>()
     private let integers = BufferPool<Int32>()
@@ -188,13 +190,15 @@ final class SequenceClassifier {
             Dropout.forward(out: hidden[0], inp: hidden[0], mask: embeddingMask, count: N * H, p: hiddenP, seed: seed, stream: stream(0))
         }
 
+        // Hooks see inference only: training always runs the float layers it differentiates.
+        let hook = training ? nil : linearHook
         var layers: [LayerBuffers] = []
         layers.reserveCapacity(L)
         for l in 0..<L {
-            let p = layerOffsets[l], x = hidden[l]
+            let p = layerOffsets[l], x = hidden[l], ln = names.layers[l]
             // qkv (N, 3H) = x @ [Wq; Wk; Wv]^T + [bq; bk; bv]
             let qkv = floats.take(N * 3 * H)
-            LinearLayer.forward(out: qkv, inp: x, weight: value(p.qkvWeight), bias: value(p.qkvBias), rows: N, inFeatures: H, outFeatures: 3 * H)
+            encoderLinear(hook, [ln.query, ln.key, ln.value], out: qkv, inp: x, weight: value(p.qkvWeight), bias: value(p.qkvBias), rows: N, inFeatures: H, outFeatures: 3 * H)
             let probs = floats.take(attention.scoreCount)
             let probsMask = attentionP > 0 ? floats.take(attention.scoreCount) : nil
             let droppedProbs = attentionP > 0 ? floats.take(attention.scoreCount) : nil
@@ -203,7 +207,7 @@ final class SequenceClassifier {
                                   seed: seed, stream: stream(1 + 4 * l), qkv: qkv, keyMask: keyMask, shape: attention)
             // residual1 (N, H) = x + dropout(context @ Wo^T + bo)   (DistilBERT has no dropout here)
             let residual1 = floats.take(N * H)
-            LinearLayer.forward(out: residual1, inp: context, weight: value(p.outWeight), bias: value(p.outBias), rows: N, inFeatures: H, outFeatures: H)
+            encoderLinear(hook, [ln.attentionOutput], out: residual1, inp: context, weight: value(p.outWeight), bias: value(p.outBias), rows: N, inFeatures: H, outFeatures: H)
             let attentionMask = hiddenP > 0 && shape.modelType == .bert ? floats.take(N * H) : nil
             if let attentionMask {
                 Dropout.forward(out: residual1, inp: residual1, mask: attentionMask, count: N * H, p: hiddenP, seed: seed, stream: stream(2 + 4 * l))
@@ -213,11 +217,11 @@ final class SequenceClassifier {
             sk_layernorm_forward(norm1, norm1Mean, norm1Rstd, residual1, value(p.norm1Weight), value(p.norm1Bias), Int32(N), Int32(H), eps)
             // ffnAct (N, I) = GELU(norm1 @ W1^T + b1)
             let ffnPre = floats.take(N * I), ffnAct = floats.take(N * I)
-            LinearLayer.forward(out: ffnPre, inp: norm1, weight: value(p.ffnInWeight), bias: nil, rows: N, inFeatures: H, outFeatures: I)
+            encoderLinear(hook, [ln.ffnIn], out: ffnPre, inp: norm1, weight: value(p.ffnInWeight), bias: nil, rows: N, inFeatures: H, outFeatures: I)
             sk_bias_gelu_forward(ffnAct, ffnPre, value(p.ffnInBias), Int32(N), Int32(I))
             // residual2 (N, H) = norm1 + dropout(ffnAct @ W2^T + b2)
             let residual2 = floats.take(N * H)
-            LinearLayer.forward(out: residual2, inp: ffnAct, weight: value(p.ffnOutWeight), bias: value(p.ffnOutBias), rows: N, inFeatures: I, outFeatures: H)
+            encoderLinear(hook, [ln.ffnOut], out: residual2, inp: ffnAct, weight: value(p.ffnOutWeight), bias: value(p.ffnOutBias), rows: N, inFeatures: I, outFeatures: H)
             let ffnMask = hiddenP > 0 ? floats.take(N * H) : nil
             if let ffnMask {
                 Dropout.forward(out: residual2, inp: residual2, mask: ffnMask, count: N * H, p: hiddenP, seed: seed, stream: stream(3 + 4 * l))
@@ -276,6 +280,17 @@ final class SequenceClassifier {
                 throw ModelInputError(problem: "token type id \(tokenTypeIds[bad]) at row \(bad / length) is outside 0..<\(shape.typeVocabSize)")
             }
         }
+    }
+
+    /// An encoder linear layer: the hook's product when it takes the layer, the float one otherwise.
+    private func encoderLinear(_ hook: LinearLayerHook?, _ layerNames: [String], out: FloatPointer, inp: UnsafePointer<Float>,
+                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, rows: Int, inFeatures: Int, outFeatures: Int) {
+        if let hook {
+            hook.observe(layers: layerNames, input: inp, rows: rows, inFeatures: inFeatures)
+            if hook.replace(layers: layerNames, input: inp, rows: rows, inFeatures: inFeatures, output: out,
+                            outFeatures: outFeatures, includeBias: bias != nil) { return }
+        }
+        LinearLayer.forward(out: out, inp: inp, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
     }
 
     // ---------------------------------------------------------------- backward
