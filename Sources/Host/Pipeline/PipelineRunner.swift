@@ -104,11 +104,49 @@ struct PipelineRunner {
             try summary.write(to: summaryURL)
             current = model
         }
-        if recipe.stages.count > 1 {
-            let final = context.outputDirectory.appendingPathComponent(recipe.stageTag)
-            try current.save(to: final, extra: ["stage": labels.last!])
-        }
+        // The deployable result: the last stage's model with its card and provenance.
+        let final = context.outputDirectory.appendingPathComponent(recipe.stageTag)
+        try current.save(to: final, extra: ["stage": labels.last!])
+        let provenance = try makeProvenance(summary: summary, baseline: baseline, context: context)
+        try provenance.write(to: final)
+        try AtomicFile.write(Data(ModelCard.markdown(title: recipe.stageTag, provenance: provenance, rows: summary.rows,
+                                                     final: summary.rows.last!).utf8),
+                             to: final.appendingPathComponent("README.md"))
+        try writeReport(summary: summary, baseline: baseline, provenance: provenance, context: context)
         return (baseline, summary)
+    }
+
+    private func makeProvenance(summary: PipelineSummary, baseline: BaselineOutcome, context: RunContext) throws -> Provenance {
+        let stages = recipe.stages.enumerated().map { index, stage in
+            let row = summary.rows.first { $0.stage == recipe.stageLabels[index] }
+            return Provenance.Stage(label: recipe.stageLabels[index], kind: stage.name,
+                                    options: Provenance.options(of: stage, method: methods[index]),
+                                    method: methods[index]?.schema.name, plugin: methods[index]?.schema.plugin,
+                                    pluginVersion: methods[index]?.schema.version, macroF1: row?.macroF1,
+                                    threshold: row?.threshold, sizeMB: row?.sizeMB)
+        }
+        let dataURL = URL(fileURLWithPath: context.parameters["data_path"] ?? "")
+        return Provenance(sankshepVersion: Sankshep.configuration.version, recipe: recipe.name,
+                          createdAt: ISO8601DateFormatter().string(from: Date()), seed: settings.seed,
+                          dataPath: dataURL.path, dataRows: context.dataset.count,
+                          dataSHA256: (try? Provenance.sha256(of: dataURL)) ?? "", heldOutRows: baseline.heldOut.count,
+                          teacherFold: baseline.bestFold, stages: stages)
+    }
+
+    /// `report.html`: the summary table, size against macro-F1, latency, and the training curves.
+    private func writeReport(summary: PipelineSummary, baseline: BaselineOutcome, provenance: Provenance, context: RunContext) throws {
+        var curves: [Int: [(epoch: Int, trainLoss: Double, valMacroF1: Double)]] = [:]
+        for fold in baseline.folds {
+            curves[fold.fold] = fold.history.map { ($0.epoch, $0.trainLoss, $0.validationMacroF1) }
+        }
+        let details: [(label: String, value: String)] = [
+            ("Recipe", recipe.name), ("Stages", recipe.stageLabels.joined(separator: " → ")),
+            ("Data", "\(provenance.dataPath) (\(provenance.dataRows) comments)"),
+            ("Held-out rows", "\(provenance.heldOutRows) (validation split of fold \(provenance.teacherFold))"),
+            ("Seed", String(provenance.seed)), ("Final model", recipe.stageTag),
+        ]
+        try HTMLReport(details: details, summary: summary.rows, trainingCurves: curves, curvesTitle: "Baseline folds")
+            .write(to: context.outputDirectory.appendingPathComponent(HTMLReport.fileName))
     }
 
     /// Evaluates, times and sizes a saved model, and logs the stage to MLflow.

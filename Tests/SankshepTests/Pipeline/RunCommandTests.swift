@@ -94,3 +94,46 @@ struct RunCommandTests {
         #expect(!FileManager.default.fileExists(atPath: "/nonexistent/never-created"))
     }
 }
+
+@Suite("sankshep run --recipe")
+struct RunRecipeTests {
+    @Test("a recipe naming an unknown method is refused in one line before any work")
+    func unknownMethodRefused() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let recipe = folder.appendingPathComponent("bad.yaml")
+        try "stages:\n  - baseline: {}\n  - prune: {method: no-such-pruner, sparsity: 0.5}\n".write(to: recipe, atomically: true, encoding: .utf8)
+        let output = folder.appendingPathComponent("out")
+        let command = try RunCommand.parseAsRoot(["--recipe", recipe.path, "--output_dir", output.path]) as! RunCommand
+        do {
+            try command.run()
+            Issue.record("the recipe was accepted")
+        } catch {
+            let message = "\(error)"
+            #expect(message.contains("no-such-pruner"), "\(message)")
+            #expect(!message.contains("\n"), "\(message)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: output.path))
+    }
+
+    @Test("the final folder of a run holds the model, its card and its provenance, and the run writes report.html")
+    func finalFolder() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let command = try RunCommand.parseAsRoot(["--data_path", Fixtures.bundledData.path, "--data_fraction", "0.03",
+                                                  "--num_folds", "2", "--epochs", "1", "--output_dir", folder.path,
+                                                  "--threads", "1"]) as! RunCommand
+        try command.run()
+        let final = folder.appendingPathComponent("final_teacher")
+        for name in ["config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "README.md",
+                     "provenance.json", "sankshep.json"] {
+            #expect(FileManager.default.fileExists(atPath: final.appendingPathComponent(name).path), "missing \(name)")
+        }
+        let provenance = try JSONSerialization.jsonObject(with: Data(contentsOf: final.appendingPathComponent("provenance.json"))) as! [String: Any]
+        #expect((provenance["dataSHA256"] as? String)?.count == 64)
+        let html = try String(contentsOf: folder.appendingPathComponent("report.html"), encoding: .utf8)
+        #expect(html.contains("<svg"))
+        let summary = try PipelineSummary.read(from: folder.appendingPathComponent("pipeline_summary_baseline.csv"))
+        #expect(summary.rows.map(\.stage) == ["baseline"])
+    }
+}
