@@ -1,0 +1,39 @@
+"""Checks that Hugging Face `transformers` loads a model folder Sankshep wrote and gives the same
+probabilities as `sankshep predict` on the same comments.
+
+    python scripts/check_predictions.py MODEL_DIR [--sankshep .build/release/sankshep] [--rows 200]
+
+Exits non-zero when any probability differs by more than 1e-5.
+"""
+import argparse, csv, json, subprocess, sys, tempfile, os
+import torch
+from transformers import AutoTokenizer, AutoModelForSequenceClassification
+
+parser = argparse.ArgumentParser()
+parser.add_argument("model")
+parser.add_argument("--sankshep", default=".build/release/sankshep")
+parser.add_argument("--data", default="data/HateSpeech.csv")
+parser.add_argument("--rows", type=int, default=200)
+args = parser.parse_args()
+
+texts = [row["Comments"] for row, _ in zip(csv.DictReader(open(args.data, encoding="utf-8")), range(args.rows))]
+with tempfile.TemporaryDirectory() as folder:
+    path = os.path.join(folder, "input.csv")
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Comments"])
+        writer.writerows([[t] for t in texts])
+    out = subprocess.run([args.sankshep, "predict", "--model", args.model, "--input", path], check=True,
+                         capture_output=True, text=True).stdout
+ours = [json.loads(line)["probability"] for line in out.splitlines()]
+
+tokenizer = AutoTokenizer.from_pretrained(args.model)
+model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
+theirs = []
+with torch.no_grad():
+    for start in range(0, len(texts), 32):
+        batch = tokenizer(texts[start:start + 32], padding=True, truncation=True, max_length=128, return_tensors="pt")
+        theirs += torch.sigmoid(model(**batch).logits[:, 0]).tolist()
+worst = max(abs(a - b) for a, b in zip(ours, theirs))
+print(f"{len(texts)} comments, max |sankshep - transformers| probability difference: {worst:.2e}")
+sys.exit(0 if worst <= 1e-5 else 1)
