@@ -67,20 +67,27 @@ struct PipelineRunner {
     let makeTeacher: () throws -> Classifier
     /// The implementation of each stage after the baseline, in recipe order.
     let stages: [CompressionStage]
+    /// Loads a stage's saved model folder (to continue a resumed run after its last completed stage).
+    var loadModel: (URL, Logger) throws -> DeployableModel = { directory, logger in
+        try Classifier.load(from: directory, logger: logger)
+    }
 
     func run(_ context: RunContext) throws -> (BaselineOutcome, PipelineSummary) {
         let logger = context.logger
         let baseline = try BaselineStage(settings: settings, makeModel: makeTeacher).run(context)
         let summaryURL = context.outputDirectory.appendingPathComponent("pipeline_summary_\(context.tag).csv")
         var summary = PipelineSummary()
+        // A resumed run keeps the rows (and models) of the stages that completed before it was stopped.
+        let completed = context.resume ? (try? PipelineSummary.read(from: summaryURL))?.rows ?? [] : []
         let labels = recipe.stageLabels
         let heldOut = baseline.heldOut
         let heldOutLabels = heldOut.map { context.dataset.labels[$0] }
 
         // The teacher's row: the baseline's model on the held-out rows.
         let teacherSize = try weightsBytes(in: baseline.teacherDirectory)
-        let teacherRow = try measure(baseline.teacher, stage: labels[0], directory: baseline.teacherDirectory,
-                                     heldOut: heldOut, heldOutLabels: heldOutLabels, teacherSize: teacherSize, context: context)
+        let teacherRow = try completed.first { $0.stage == labels[0] }
+            ?? measure(baseline.teacher, stage: labels[0], directory: baseline.teacherDirectory,
+                       heldOut: heldOut, heldOutLabels: heldOutLabels, teacherSize: teacherSize, context: context)
         summary.record(teacherRow)
         try summary.write(to: summaryURL)
 
@@ -89,6 +96,13 @@ struct PipelineRunner {
             let label = labels[index]
             let modelTag = recipe.modelTag(afterStage: index)
             let directory = context.outputDirectory.appendingPathComponent(modelTag)
+            if let row = completed.first(where: { $0.stage == label }),
+               let model = try? loadModel(directory, context.logger) {
+                logger.info("stage \(index + 1)/\(recipe.stages.count): \(label) already complete (\(directory.path))")
+                summary.record(row)
+                current = model
+                continue
+            }
             logger.info("stage \(index + 1)/\(recipe.stages.count): \(label)")
             let stage = stages[index - 1]
             let input = StageInput(model: current, teacher: baseline.teacher, baseline: baseline, context: context,
