@@ -736,7 +736,7 @@ extension Recipe {
         for (name, choices) in PruningStage.hostOptions {
             guard let value = methodOptions.removeValue(forKey: name) else { continue }
             guard choices.contains(value) else {
-                throw error(stage: index, key: "options.\(name)") { "\($0): must be one of \(choices.joined(separator: ", ")), got '\(value)'" }
+                throw error(stage: index, key: "options.\(name)") { "\($0): option '\(name)' must be one of \(choices.joined(separator: ", ")), got '\(value)'" }
             }
             hostOptions[name] = value
         }
