@@ -7,7 +7,7 @@ import Foundation
 /// pruned weights back to exactly zero. The AdamW moments of pruned weights are left alone: they
 /// cannot change what a step leaves behind, because every step is followed by re-zeroing, and a
 /// weight is never revived (a schedule only raises sparsity, and a zero weight scores lowest under
-/// every criterion, so it stays pruned). Zeroing the moments as well would cost a pass over the
+/// the built-in criteria, so it stays pruned). Zeroing the moments as well would cost a pass over the
 /// optimizer state each step for no change in the weights.
 final class PruningMasks {
     let layers: [PrunableLayer]
