@@ -48,7 +48,10 @@ enum HuggingFaceDirectory {
         } catch {
             throw FileWriteError(file: directory.path, problem: "cannot create the folder (\(error.localizedDescription))")
         }
-        try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
+        // Weights the config announces as sparse-bitmask (a pruned model) are stored compactly.
+        let sparseTargets = SparseBitmask.targets(in: config) ?? []
+        try SafeTensorsWriter.write(entries: SparseBitmask.entries(tensors, targets: sparseTargets), metadata: ["format": "pt"],
+                                    to: directory.appendingPathComponent("model.safetensors"))
         for file in tokenizerFiles {
             let destination = directory.appendingPathComponent(file.lastPathComponent)
             if file.standardizedFileURL.path == destination.standardizedFileURL.path { continue }

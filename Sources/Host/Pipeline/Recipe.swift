@@ -730,7 +730,18 @@ extension Recipe {
                 throw fail(key, "applies only to schedule methods such as gradual; '\(method.name)' is a pruner")
             }
         }
-        let resolved = try resolve(prune.options, for: method, stage: index)
+        // Options the pruning stage reads itself (scope, structure) apply to every method.
+        var methodOptions = prune.options
+        var hostOptions: [String: String] = [:]
+        for (name, choices) in PruningStage.hostOptions {
+            guard let value = methodOptions.removeValue(forKey: name) else { continue }
+            guard choices.contains(value) else {
+                throw error(stage: index, key: "options.\(name)") { "\($0): option '\(name)' must be one of \(choices.joined(separator: ", ")), got '\(value)'" }
+            }
+            hostOptions[name] = value
+        }
+        var resolved = try resolve(methodOptions, for: method, stage: index)
+        resolved.options.merge(hostOptions) { method, _ in method }
         // A schedule delegates scoring to a named criterion: it must be a registered pruner.
         if method.kind == .schedule, let criterion = resolved.options["criterion"] {
             let pruners = schemas.filter { $0.kind == .pruner }.map(\.name)

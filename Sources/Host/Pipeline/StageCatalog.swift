@@ -4,7 +4,7 @@ enum StageCatalog {
         switch stage {
         case .baseline: return nil
         case .distill: return nil
-        case .prune: return nil
+        case .prune(let prune): return PruningStage(stage: prune)
         case .quantize: return nil
         }
     }
