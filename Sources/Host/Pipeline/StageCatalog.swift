@@ -3,7 +3,7 @@ enum StageCatalog {
     static func implementation(for stage: RecipeStage) -> CompressionStage? {
         switch stage {
         case .baseline: return nil
-        case .distill: return nil
+        case .distill(let stage): return DistillationStage(stage: stage)
         case .prune: return nil
         case .quantize: return nil
         }
