@@ -132,14 +132,14 @@ final class DistillationObjective {
         var result = LossResult(loss: 0, gradient: gradient)
         if settings.hiddenWeight > 0, let projection {
             projection.store.zeroGradients()
-            let (loss, gradients) = hiddenLoss(rows: rows, projection: projection)
-            total += settings.hiddenWeight * loss
-            result.hiddenStateGradients = gradients.mapValues { $0.map { settings.hiddenWeight * $0 } }
+            let (loss, gradients) = hiddenLoss(rows: rows, projection: projection, weight: settings.hiddenWeight)
+            total += loss
+            result.hiddenStateGradients = gradients
         }
         if settings.attentionWeight > 0 {
-            let (loss, gradients) = attentionLoss(rows: rows)
-            total += settings.attentionWeight * loss
-            result.attentionProbabilityGradients = gradients.mapValues { $0.map { settings.attentionWeight * $0 } }
+            let (loss, gradients) = attentionLoss(rows: rows, weight: settings.attentionWeight)
+            total += loss
+            result.attentionProbabilityGradients = gradients
         }
         return LossResult(loss: total, gradient: result.gradient, hiddenStateGradients: result.hiddenStateGradients,
                           attentionProbabilityGradients: result.attentionProbabilityGradients)
@@ -154,9 +154,10 @@ final class DistillationObjective {
 
     // MARK: - Hidden states
 
-    /// Mean over mapped layers of MSE(h_s W^T + b, h_t), on real tokens (or on pooled vectors), and its
-    /// gradients: on the student's hidden states (returned) and on W, b (added to the projection store).
-    private func hiddenLoss(rows: [Int], projection: HiddenProjection) -> (Float, [Int: [Float]]) {
+    /// `weight` × the mean over mapped layers of MSE(h_s W^T + b, h_t), on real tokens (or on pooled
+    /// vectors), and its gradients: on the student's hidden states (returned) and on W, b (added to the
+    /// projection store).
+    private func hiddenLoss(rows: [Int], projection: HiddenProjection, weight: Float) -> (Float, [Int: [Float]]) {
         let Hs = projection.studentWidth, Ht = projection.teacherWidth
         let lengths = rows.map { studentSequences[$0].count }
         let pooled = cache.outputs.pooledHiddenStates
@@ -188,8 +189,8 @@ final class DistillationObjective {
                                         bias: projection.biasPointer(k), rows: M, inFeatures: Hs, outFeatures: Ht)
                 }
             }
-            // MSE over M·Ht values, averaged over the K mapped layers: d/dpredicted = 2·diff / (M·Ht·K).
-            let scale = 1 / Float(M * Ht * pairs.count)
+            // MSE over M·Ht values, averaged over the K mapped layers: d/dpredicted = weight·2·diff / (M·Ht·K).
+            let scale = weight / Float(M * Ht * pairs.count)
             var loss: Float = 0
             var dPredicted = [Float](repeating: 0, count: M * Ht)
             for i in 0..<(M * Ht) {
@@ -230,10 +231,10 @@ final class DistillationObjective {
 
     // MARK: - Attention
 
-    /// Mean over mapped layers of MSE between the head-averaged attention probabilities of student and
+    /// `weight` × the mean over mapped layers of MSE between the head-averaged attention probabilities of student and
     /// teacher on real (query, key) pairs, and its gradient on the student's probabilities (B, nh, T, T).
     /// Averaging over heads lets a 2-head student learn from a 4-head teacher.
-    private func attentionLoss(rows: [Int]) -> (Float, [Int: [Float]]) {
+    private func attentionLoss(rows: [Int], weight: Float) -> (Float, [Int: [Float]]) {
         let lengths = rows.map { studentSequences[$0].count }
         let pairs = mapping.attentionLayers
         let heads = student.shape.heads
@@ -241,7 +242,7 @@ final class DistillationObjective {
         var gradients: [Int: [Float]] = [:]
         let compared = lengths.reduce(0) { $0 + $1 * $1 }
         guard compared > 0 else { return (0, [:]) }
-        let scale = 1 / Float(compared * pairs.count)
+        let scale = weight / Float(compared * pairs.count)
         for (k, pair) in pairs.enumerated() {
             let probs = student.attentionProbabilities(layer: pair.student)      // (B, nh, T, T)
             let B = probs.shape[0], T = probs.shape[2]
