@@ -142,7 +142,8 @@ enum AttentionCore {
     /// dprobs (B, nh, T, T) is scratch. dropped: the dropped-out probabilities the forward used (or nil).
     static func backward(dqkv: FloatPointer, dprobs: FloatPointer, dcontext: UnsafePointer<Float>,
                          qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>, dropped: UnsafePointer<Float>?,
-                         dropoutMask: UnsafePointer<Float>?, shape s: Shape) {
+                         dropoutMask: UnsafePointer<Float>?, shape s: Shape,
+                         extraProbabilityGradient: UnsafePointer<Float>? = nil) {
         let ld = 3 * s.hidden
         let mixing = dropped ?? probs
         for b in 0..<s.batch {
@@ -158,6 +159,8 @@ enum AttentionCore {
             }
         }
         if let dropoutMask { Dropout.backward(dinp: dprobs, dout: dprobs, mask: dropoutMask, count: s.scoreCount) }
+        // An outside loss on the probabilities themselves (attention distillation), before the softmax.
+        if let extraProbabilityGradient { sk_accumulate(dprobs, extraProbabilityGradient, s.scoreCount) }
         sk_softmax_backward(dprobs, probs, dprobs, Int32(s.batch * s.heads * s.length), Int32(s.length))
         for b in 0..<s.batch {
             for h in 0..<s.heads {

@@ -299,7 +299,9 @@ final class SequenceClassifier {
     ///
     /// `hiddenStateGradients[i]` (B, T, H) is an extra gradient on hidden state i (0 = embedding
     /// output, L = last layer), e.g. from a hidden-state distillation loss.
-    func backward(dLogits: [Float], hiddenStateGradients: [Int: [Float]] = [:]) {
+    /// `attentionProbabilityGradients[l]` (B, heads, T, T) is an extra gradient on layer l's attention
+    /// probabilities (before dropout), e.g. from an attention distillation loss.
+    func backward(dLogits: [Float], hiddenStateGradients: [Int: [Float]] = [:], attentionProbabilityGradients: [Int: [Float]] = [:]) {
         guard let saved else { preconditionFailure("backward without a forward") }
         let B = saved.batch, T = saved.length, N = B * T, H = shape.hiddenSize, I = shape.intermediateSize, L = shape.layers
         let D = headHidden
@@ -364,8 +366,13 @@ final class SequenceClassifier {
             if let mask = a.attentionMask { Dropout.backward(dinp: dProjection, dout: dResidual, mask: mask, count: N * H); dAttentionOut = UnsafePointer(dProjection) }
             LinearLayer.backward(dinp: dContext, dweight: gradient(p.outWeight), dbias: gradient(p.outBias), dout: dAttentionOut,
                                  inp: a.context, weight: value(p.outWeight), rows: N, inFeatures: H, outFeatures: H)
-            AttentionCore.backward(dqkv: dqkv, dprobs: dProbs, dcontext: dContext, qkv: a.qkv, probs: a.probs, dropped: a.droppedProbs,
-                                   dropoutMask: a.probsMask, shape: attention)
+            let extraProbs = attentionProbabilityGradients[l]
+            precondition(extraProbs == nil || extraProbs!.count == attention.scoreCount,
+                         "attention probability gradient \(l) needs B x heads x T x T = \(attention.scoreCount) values")
+            extraProbs.withOptionalBuffer { extra in
+                AttentionCore.backward(dqkv: dqkv, dprobs: dProbs, dcontext: dContext, qkv: a.qkv, probs: a.probs, dropped: a.droppedProbs,
+                                       dropoutMask: a.probsMask, shape: attention, extraProbabilityGradient: extra)
+            }
             // dx = dqkv @ [Wq; Wk; Wv] + dResidual (the residual path around attention)
             LinearLayer.backward(dinp: dx, dweight: gradient(p.qkvWeight), dbias: gradient(p.qkvBias), dout: dqkv, inp: x,
                                  weight: value(p.qkvWeight), rows: N, inFeatures: H, outFeatures: 3 * H)
@@ -469,5 +476,13 @@ enum Pooler {
                 for c in 0..<width where index[c] >= 0 { rows[Int(index[c]) * width + c] += d[c] }
             }
         }
+    }
+}
+
+private extension Optional where Wrapped == [Float] {
+    /// The array's base address for the body, or nil when there is no array.
+    func withOptionalBuffer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let self else { return body(nil) }
+        return self.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 }

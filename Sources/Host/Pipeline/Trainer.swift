@@ -127,7 +127,8 @@ struct Trainer {
                 let logits = try network.forward(inputIds: padded.inputIDs.map(Int32.init), attentionMask: padded.attentionMask.map(Int32.init),
                                                  batch: padded.batchSize, length: padded.sequenceLength, training: true)
                 let loss = objective(logits, rows)
-                network.backward(dLogits: loss.gradient)
+                network.backward(dLogits: loss.gradient, hiddenStateGradients: loss.hiddenStateGradients,
+                                 attentionProbabilityGradients: loss.attentionProbabilityGradients)
                 state.globalStep += 1
                 try hooks.beforeStep?(state.globalStep, epoch)
                 if settings.gradientClipNorm > 0 {

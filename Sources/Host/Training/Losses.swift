@@ -5,6 +5,11 @@ struct LossResult: Sendable, Equatable {
     let loss: Float
     /// dLoss/dLogits, same count and layout as the logits.
     let gradient: [Float]
+    /// Extra gradients on the model's hidden states (index → (B, T, H)), for losses that read more than
+    /// the logits (hidden-state distillation); see `SequenceClassifier.backward`.
+    var hiddenStateGradients: [Int: [Float]] = [:]
+    /// Extra gradients on attention probabilities (layer → (B, heads, T, T)), for attention distillation.
+    var attentionProbabilityGradients: [Int: [Float]] = [:]
 }
 
 /// Losses on binary (sigmoid) logits, each returning its value and dLoss/dLogits.
