@@ -5,7 +5,7 @@ enum StageCatalog {
         case .baseline: return nil
         case .distill: return nil
         case .prune: return nil
-        case .quantize: return nil
+        case .quantize(let quantize): return QuantizationStage(stage: quantize)
         }
     }
 }
