@@ -5,7 +5,7 @@ import PluginAPI
 /// A classifier whose weights a quantizer plugin holds (see QuantizedEncoder.swift for which ones).
 ///
 /// On disk (a stage folder):
-///   model.quantized.safetensors  every quantized layer's blobs as tensors `<layer>.<blob>` (I8, U8, F16
+///   model.quantized.safetensors  every quantized layer's blobs as tensors `<layer>:<blob>` (I8, U8, F16
 ///                                or F32 by the blob's content), every other parameter as F32 under its
 ///                                Hugging Face name; metadata `sankshep.layers` (JSON) names each
 ///                                layer's method, plugin, method version, format version, shape,
@@ -118,7 +118,7 @@ final class QuantizedClassifier: DeployableModel {
             var record = weight.record
             record.blobs = [:]
             for (blob, bytes) in try weight.layer.serialize().sorted(by: { $0.key < $1.key }) {
-                let tensorName = "\(record.name).\(blob)"
+                let tensorName = "\(record.name):\(blob)"
                 record.blobs[blob] = tensorName
                 entries.append(Self.blobEntry(name: tensorName, blob: blob, bytes: bytes, rows: record.rows))
             }
