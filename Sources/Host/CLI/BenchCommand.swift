@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Kernels
+import PluginAPI
 
 /// `sankshep bench`: times one training step or one forward of a random-initialised model and prints
 /// one JSON object, so a script can run the same shapes in PyTorch / ONNX Runtime and compare.
@@ -47,6 +48,8 @@ struct BenchCommand: ParsableCommand {
     var iterations: Int = 5
     @Flag(name: .customLong("freeze_base"), help: "Train the head only (the encoder gets no gradient).")
     var freezeBase = false
+    @Option(help: ArgumentHelp("Infer with the encoder's linear layers quantized by this method (dynamic, static, int4, fp16, or any quantizer a plugin registers); static calibrates on the timed batch.", valueName: "method"))
+    var quant: String?
 
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1, not \(batch)") }
@@ -56,6 +59,7 @@ struct BenchCommand: ParsableCommand {
         if threads < 1 { throw ValidationError("--threads must be at least 1, not \(threads)") }
         if warmup < 0 { throw ValidationError("--warmup cannot be negative") }
         if iterations < 1 { throw ValidationError("--iterations must be at least 1, not \(iterations)") }
+        if quant != nil, mode != .infer { throw ValidationError("--quant times inference only; add --mode infer") }
     }
 
     struct Result: Encodable {
@@ -64,6 +68,7 @@ struct BenchCommand: ParsableCommand {
         let median_ms, min_ms: Double
         let iterations, params: Int
         let peak_rss_mb: Double
+        let quant: String?
     }
 
     func run() throws {
@@ -80,6 +85,22 @@ struct BenchCommand: ParsableCommand {
         let ids = (0..<count).map { _ in Int32(5 + Int(nextRandom() % UInt64(encoder.vocabSize - 5))) }
         let mask = [Int32](repeating: 1, count: count)
         let labels = (0..<batch).map { Float($0 % 2) }
+
+        // The quantized layers live as long as the hook, i.e. the model, and so past the timing loop.
+        if let quant {
+            let method = try PluginRegistry().quantizer(named: quant)
+            var calibration: CalibrationHook?
+            if method.neededStatistics != 0 {
+                let maxRows = Int(method.method.extension(SK_EXT_CALIBRATION, as: sk_calibration_ext.self)?.pointee.max_sample_rows ?? 0)
+                let observer = CalibrationHook(needs: method.neededStatistics, maxSampleRows: maxRows, seed: 42)
+                model.linearHook = observer
+                _ = try model.forward(inputIds: ids, attentionMask: mask, batch: batch, length: seq, training: false)
+                calibration = observer
+            }
+            let weights = try EncoderQuantizer.quantize(network: model, method: method, options: [:], tableMethod: nil, tableOptions: [:],
+                                                        calibration: calibration, linear: true, log: { _ in })
+            model.linearHook = QuantizedLinearHook(weights)
+        }
 
         let optimizer = PlainSGD(learningRate: 1e-5)
         var timings: [Double] = []
@@ -102,7 +123,7 @@ struct BenchCommand: ParsableCommand {
             : (timings[timings.count / 2 - 1] + timings[timings.count / 2]) / 2
         let result = Result(mode: mode.rawValue, shape: shape.rawValue, batch: batch, seq: seq, threads: threads,
                             median_ms: (median * 100).rounded() / 100, min_ms: (timings[0] * 100).rounded() / 100,
-                            iterations: iterations, params: model.store.count, peak_rss_mb: Self.peakResidentMegabytes())
+                            iterations: iterations, params: model.store.count, peak_rss_mb: Self.peakResidentMegabytes(), quant: quant)
         let encoderJSON = JSONEncoder()
         encoderJSON.outputFormatting = [.sortedKeys]
         print(String(decoding: try encoderJSON.encode(result), as: UTF8.self))

@@ -10,7 +10,7 @@ struct PredictCommand: ParsableCommand {
         discussion: "The label uses the threshold saved with the model (sankshep.json), or 0.5 for a plain Hugging Face folder."
     )
 
-    @Option(help: "Model folder (a stage's output, best_model_<tag>/, or a Hugging Face folder).")
+    @Option(help: "Model folder (a stage's output, quantized ones included, best_model_<tag>/, or a Hugging Face folder).")
     var model: String
 
     @Option(help: "A comment to classify (repeatable).")
@@ -40,6 +40,8 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Threads for the compute kernels (default: all cores).")
     var threads: Int?
 
+    @OptionGroup(title: "Plugins") var plugins: PluginPathOptions
+
     func validate() throws {
         guard !text.isEmpty || input != nil else { throw ValidationError("give --text or --input") }
         if let threshold, !(0...1).contains(threshold) { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
@@ -50,7 +52,7 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         let logger = Logging.configure()
         sk_set_threads(Int32(threads ?? ProcessInfo.processInfo.activeProcessorCount))
-        let classifier = try Classifier.load(from: URL(fileURLWithPath: model), logger: logger)
+        let classifier = try loadDeployableModel(from: URL(fileURLWithPath: model), registry: plugins.registry(), logger: logger)
         var texts = text
         var rows: [Int?] = text.map { _ in nil }
         if let input {
@@ -95,7 +97,7 @@ struct EvalCommand: ParsableCommand {
         abstract: "Evaluate a saved model on a labelled CSV: metrics at its threshold and the threshold search."
     )
 
-    @Option(help: "Model folder (a stage's output, best_model_<tag>/, or a Hugging Face folder).")
+    @Option(help: "Model folder (a stage's output, quantized ones included, best_model_<tag>/, or a Hugging Face folder).")
     var model: String
 
     @OptionGroup(title: "Data") var data: DataOptions
@@ -106,13 +108,15 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Threads for the compute kernels (default: all cores).")
     var threads: Int?
 
+    @OptionGroup(title: "Plugins") var plugins: PluginPathOptions
+
     @Option(help: "Write the metrics as JSON to this file (atomically).")
     var output: String?
 
     func run() throws {
         let logger = Logging.configure()
         sk_set_threads(Int32(threads ?? ProcessInfo.processInfo.activeProcessorCount))
-        let classifier = try Classifier.load(from: URL(fileURLWithPath: model), logger: logger)
+        let classifier = try loadDeployableModel(from: URL(fileURLWithPath: model), registry: plugins.registry(), logger: logger)
         let dataURL = try data.dataPath.map { URL(fileURLWithPath: $0) } ?? BundledResources.defaultDataset()
         var options = CommentCSVOptions()
         options.textColumn = data.textColumn
@@ -140,14 +144,5 @@ struct EvalCommand: ParsableCommand {
         let atSavedThreshold: MetricsRow
         let sweepBest: MetricsRow
         let bestCut: MetricsRow
-    }
-}
-
-extension Classifier {
-    /// Probabilities for raw texts, tokenized with the model's own tokenizer.
-    func probabilities(of texts: [String], maxLength: Int, batchSize: Int) -> [Float] {
-        let sequences = texts.map { tokenizer.encode($0, maxLength: maxLength) }
-        return Evaluator.probabilities(network: network, sequences: sequences, rows: Array(sequences.indices),
-                                       padID: tokenizer.padId, batchSize: batchSize)
     }
 }

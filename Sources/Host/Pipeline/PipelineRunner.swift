@@ -68,8 +68,8 @@ struct PipelineRunner {
     /// The implementation of each stage after the baseline, in recipe order.
     let stages: [CompressionStage]
     /// Loads a stage's saved model folder (to continue a resumed run after its last completed stage).
-    var loadModel: (URL, Logger) throws -> DeployableModel = { directory, logger in
-        try Classifier.load(from: directory, logger: logger)
+    func loadModel(_ directory: URL, _ logger: Logger) throws -> DeployableModel {
+        try loadDeployableModel(from: directory, registry: registry, logger: logger)
     }
 
     func run(_ context: RunContext) throws -> (BaselineOutcome, PipelineSummary) {

@@ -5,7 +5,7 @@ enum StageCatalog {
         case .baseline: return nil
         case .distill(let distill): return DistillationStage(stage: distill)
         case .prune(let prune): return PruningStage(stage: prune)
-        case .quantize: return nil
+        case .quantize(let quantize): return QuantizationStage(stage: quantize)
         }
     }
 }

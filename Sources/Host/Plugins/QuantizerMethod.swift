@@ -114,6 +114,25 @@ final class QuantizedLayer {
         return y
     }
 
+    /// Whether the method can give the weight back in float (`dequantize`, the table's last field).
+    var canDequantize: Bool {
+        let quantizer = method.method.descriptor.pointee.quantizer!
+        let end = MemoryLayout<sk_quantizer>.offset(of: \sk_quantizer.dequantize)! + MemoryLayout<UnsafeRawPointer?>.size
+        return Int(quantizer.pointee.struct_size) >= end && quantizer.pointee.dequantize != nil
+    }
+
+    /// The weight (rows, cols) as the method reconstructs it, without the bias.
+    func dequantize() throws -> [Float] {
+        guard canDequantize, let dequantize = table.dequantize else {
+            throw PluginError("quantizer '\(method.name)' (\(method.method.file)) cannot dequantize its layers (its table has no dequantize)")
+        }
+        var weight = [Float](repeating: 0, count: rows * cols)
+        try weight.withUnsafeMutableBufferPointer { out in
+            try method.method.call { dequantize(pointer, out.baseAddress, $0) }
+        }
+        return weight
+    }
+
     /// Bytes the layer takes on disk.
     var savedBytes: Int { Int(table.saved_bytes?(pointer) ?? 0) }
 

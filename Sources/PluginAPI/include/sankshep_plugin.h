@@ -338,6 +338,15 @@ typedef struct sk_quantizer {
 
     /* Release a layer. Never fails; NULL is allowed. */
     void (*destroy)(sk_quant_layer *layer);
+
+    /* ---- added in ABI 1, after the fields above (check SK_HAS_FIELD(q, sk_quantizer, dequantize)) */
+
+    /* The layer's weight as the method reconstructs it: `weight` (rows, cols) float, row-major,
+     * host-owned, filled completely (the bias is not included). The host uses it to export
+     * dequantized FP32/FP16 checkpoints that other tools load, and to keep tables the host looks
+     * up rather than multiplies (embeddings) in the quantized form the file stores. May be NULL
+     * (the method cannot reconstruct its weight); the host then says so naming the method. */
+    sk_status (*dequantize)(const sk_quant_layer *layer, float *weight, sk_error *error);
 } sk_quantizer;
 
 /* ---- extensions (by string id, through sk_method.get_extension) ------------------------------- */

@@ -42,6 +42,12 @@ final class FP16Linear: QuantizedLinear {
 
     override var savedBytes: Int { rows * cols * MemoryLayout<UInt16>.stride + biasBytes }
 
+    override func dequantize(into weight: UnsafeMutablePointer<Float>) {
+        var Wh = [UInt16](repeating: 0, count: rows * cols)
+        sk_unpack_weights_fp16(packed.pointer, Int32(rows), Int32(cols), &Wh)
+        sk_half_to_float(Wh, weight, rows * cols)
+    }
+
     override func serialize(to sink: BlobSink) throws {
         var Wh = [UInt16](repeating: 0, count: rows * cols)
         sk_unpack_weights_fp16(packed.pointer, Int32(rows), Int32(cols), &Wh)

@@ -95,6 +95,13 @@ final class Int4Linear: QuantizedLinear {
         rows * cols / 2 + rows * (cols / group) + rows * MemoryLayout<Float>.stride + biasBytes
     }
 
+    override func dequantize(into weight: UnsafeMutablePointer<Float>) {
+        var codes = [UInt8](repeating: 0, count: rows * cols / 2)
+        var groupScales = [Int8](repeating: 0, count: rows * (cols / group))
+        sk_unpack_weights_int4(packed.pointer, Int32(rows), Int32(cols), Int32(group), &codes, &groupScales)
+        sk_dequantize_weights_int4(codes, groupScales, channelScales.pointer, Int32(rows), Int32(cols), Int32(group), weight)
+    }
+
     override func serialize(to sink: BlobSink) throws {
         var codes = [UInt8](repeating: 0, count: rows * cols / 2)
         var groupScales = [Int8](repeating: 0, count: rows * (cols / group))

@@ -75,6 +75,12 @@ final class Int8Linear: QuantizedLinear {
         rows * cols + rows * MemoryLayout<Float>.stride + biasBytes + (inputScale == nil ? 0 : MemoryLayout<Float>.stride)
     }
 
+    override func dequantize(into weight: UnsafeMutablePointer<Float>) {
+        var Wq = [Int8](repeating: 0, count: rows * cols)
+        sk_unpack_weights_int8(packed.pointer, Int32(rows), Int32(cols), &Wq)
+        sk_dequantize_weights_int8(Wq, weightScales.pointer, Int32(rows), Int32(cols), weight)
+    }
+
     override func serialize(to sink: BlobSink) throws {
         var Wq = [Int8](repeating: 0, count: rows * cols)
         sk_unpack_weights_int8(packed.pointer, Int32(rows), Int32(cols), &Wq)

@@ -194,4 +194,10 @@ nonisolated(unsafe) let quantizerTable = leak(sk_quantizer(
     destroy: { layer in
         guard let layer else { return }
         Unmanaged<QuantizedLinear>.fromOpaque(UnsafeRawPointer(layer)).release()
+    },
+    dequantize: { layer, weight, error in
+        reporting(error) {
+            guard let object = layerObject(layer), let weight else { throw QuantFailure.invalid("dequantize without a layer or output") }
+            object.dequantize(into: weight)
+        }
     }))

@@ -147,6 +147,9 @@ class QuantizedLinear {
 
     func serialize(to sink: BlobSink) throws { fatalError("subclasses implement serialize") }
 
+    /// The weight as stored, back in float: W (N, K) row-major into `weight`.
+    func dequantize(into weight: UnsafeMutablePointer<Float>) { fatalError("subclasses implement dequantize") }
+
     /// The bias blob: N float32, or zero bytes for a layer without bias.
     func writeBias(to sink: BlobSink) throws { try sink.write("bias", bias) }
     var biasBytes: Int { bias.count * MemoryLayout<Float>.stride }

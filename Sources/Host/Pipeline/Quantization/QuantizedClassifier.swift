@@ -1,0 +1,297 @@
+import Foundation
+import Logging
+import PluginAPI
+
+/// A classifier whose weights a quantizer plugin holds (see QuantizedEncoder.swift for which ones).
+///
+/// On disk (a stage folder):
+///   model.quantized.safetensors  every quantized layer's blobs as tensors `<layer>:<blob>` (I8, U8, F16
+///                                or F32 by the blob's content), every other parameter as F32 under its
+///                                Hugging Face name; metadata `sankshep.layers` (JSON) names each
+///                                layer's method, plugin, method version, format version, shape,
+///                                options and blob tensors, and `sankshep.head` the classification head
+///   config.json, tokenizer files, sankshep.json (threshold, pooling, `quantization` = the method)
+///   transformers/                the dequantized FP32 model as a Hugging Face folder, which
+///                                `AutoModelForSequenceClassification.from_pretrained` loads (kept in a
+///                                sub-folder so the size on disk counts only the quantized file)
+/// Loading finds each layer's plugin by its method name.
+final class QuantizedClassifier: DeployableModel {
+    static let weightsFileName = "model.quantized.safetensors"
+    static let exportFolderName = "transformers"
+    static let formatTag = "sankshep-quantized/1"
+
+    /// The float network: dequantized weights in every quantized weight's place, and the hook that
+    /// runs the encoder's linear layers through the plugin.
+    let float: Classifier
+    let weights: [QuantizedWeight]
+    let hook: QuantizedLinearHook
+    let method: String
+
+    var tokenizer: BertTokenizer { float.tokenizer }
+    var threshold: Double {
+        get { float.threshold }
+        set { float.threshold = newValue }
+    }
+    var summary: String { "\(float.summary), \(method)" }
+    var parameterCount: Int { float.parameterCount }
+    var nonZeroParameterCount: Int { float.nonZeroParameterCount }
+
+    init(float: Classifier, weights: [QuantizedWeight], method: String) {
+        self.float = float
+        self.weights = weights
+        self.method = method
+        hook = QuantizedLinearHook(weights)
+        float.network.linearHook = hook
+    }
+
+    func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) -> [Float] {
+        float.probabilities(sequences: sequences, rows: rows, batchSize: batchSize)
+    }
+
+    /// Bytes the quantized layers' blobs take (what the plugin reports).
+    var quantizedBytes: Int { weights.reduce(0) { $0 + $1.layer.savedBytes } }
+
+    // ---------------------------------------------------------------- quantize
+
+    /// A quantized copy of `classifier` (which is left as it was). Static methods get statistics from
+    /// `calibrationRows` of `sequences` run through the float copy, `batchSize` at a time.
+    static func quantize(_ classifier: Classifier, method: QuantizerMethod, options: [String: String], registry: PluginRegistry,
+                         calibration: (sequences: [[Int]], rows: [Int], batchSize: Int)?, seed: UInt64,
+                         logger: Logger?) throws -> QuantizedClassifier {
+        let copy = try Self.copy(classifier)
+        let (tableMethod, tableOptions) = tableQuantizer(for: method, options: options, registry: registry)
+        if tableMethod == nil { logger?.notice("quantize: embeddings stay float32 (no method that needs no calibration can dequantize them)") }
+        // Tables first, so calibration sees the embeddings the quantized model will look up.
+        var weights = try EncoderQuantizer.quantize(network: copy.network, method: method, options: options,
+                                                    tableMethod: tableMethod, tableOptions: tableOptions, calibration: nil,
+                                                    linear: false, log: { logger?.notice("\($0)") })
+        var hook: CalibrationHook?
+        if method.neededStatistics != 0 {
+            guard let calibration, !calibration.rows.isEmpty else {
+                throw PluginError("quantizer '\(method.name)' needs calibration batches, and no training rows were given")
+            }
+            let maxRows = Int(method.method.extension(SK_EXT_CALIBRATION, as: sk_calibration_ext.self)?.pointee.max_sample_rows ?? 0)
+            let observer = CalibrationHook(needs: method.neededStatistics, maxSampleRows: maxRows, seed: seed)
+            copy.network.linearHook = observer
+            _ = Evaluator.probabilities(network: copy.network, sequences: calibration.sequences, rows: calibration.rows,
+                                        padID: copy.tokenizer.padId, batchSize: calibration.batchSize)
+            copy.network.linearHook = nil
+            hook = observer
+        }
+        weights += try EncoderQuantizer.quantize(network: copy.network, method: method, options: options, tableMethod: nil,
+                                                 tableOptions: [:], calibration: hook, linear: true, log: { logger?.notice("\($0)") })
+        return QuantizedClassifier(float: copy, weights: weights, method: method.name)
+    }
+
+    /// The method for the tables: the stage's own when it needs no calibration, else `dynamic` (the
+    /// same per-row INT8 weights static stores; an embedding has no activation to calibrate).
+    static func tableQuantizer(for method: QuantizerMethod, options: [String: String],
+                               registry: PluginRegistry) -> (QuantizerMethod?, [String: String]) {
+        if method.neededStatistics == 0 { return (method, options) }
+        if let dynamic = try? registry.quantizer(named: "dynamic"), dynamic.neededStatistics == 0 { return (dynamic, [:]) }
+        return (nil, [:])
+    }
+
+    /// A classifier with its own copy of the parameters.
+    static func copy(_ classifier: Classifier) throws -> Classifier {
+        let source = classifier.network
+        let network = SequenceClassifier(shape: source.shape, head: source.head, numLabels: source.numLabels,
+                                         pooling: source.pooling, dropoutSeed: source.dropoutSeed)
+        network.store.values.update(from: source.store.values, count: source.store.count)
+        return Classifier(network: network, config: classifier.config, tokenizer: classifier.tokenizer,
+                          tokenizerFiles: classifier.tokenizerFiles, threshold: classifier.threshold)
+    }
+
+    // ---------------------------------------------------------------- save
+
+    func save(to directory: URL, extra: [String: String]) throws {
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw FileWriteError(file: directory.path, problem: "cannot create the folder (\(error.localizedDescription))")
+        }
+        let store = float.network.store
+        var entries: [SafeTensorsWriter.Entry] = []
+        var records: [QuantizedLayerRecord] = []
+        var covered = Set<String>()
+        for weight in weights {
+            var record = weight.record
+            record.blobs = [:]
+            for (blob, bytes) in try weight.layer.serialize().sorted(by: { $0.key < $1.key }) {
+                let tensorName = "\(record.name):\(blob)"
+                record.blobs[blob] = tensorName
+                entries.append(Self.blobEntry(name: tensorName, blob: blob, bytes: bytes, rows: record.rows))
+            }
+            covered.formUnion(record.weights)
+            records.append(record)
+        }
+        for view in store.views where !covered.contains(view.name) {
+            entries.append(SafeTensorsWriter.Entry(name: view.name, tensor: store.tensor(view.name)))
+        }
+        let manifest = String(decoding: try JSONEncoder.sorted.encode(records), as: UTF8.self)
+        let head = String(decoding: try JSONEncoder.sorted.encode(HeadRecord(float.network.head)), as: UTF8.self)
+        try SafeTensorsWriter.write(entries: entries, metadata: ["format": Self.formatTag, "sankshep.layers": manifest, "sankshep.head": head],
+                                    to: directory.appendingPathComponent(Self.weightsFileName))
+        for file in float.tokenizerFiles {
+            let destination = directory.appendingPathComponent(file.lastPathComponent)
+            if file.standardizedFileURL.path == destination.standardizedFileURL.path { continue }
+            try AtomicFile.copy(from: file, to: destination)
+        }
+        var settingsExtra = extra
+        settingsExtra["quantization"] = method
+        // The export for transformers: only when every linear layer gave its weight back in float.
+        if weights.allSatisfy({ $0.layer.canDequantize }) {
+            try float.save(to: directory.appendingPathComponent(Self.exportFolderName),
+                           extra: settingsExtra.merging(["dequantized_from": method], uniquingKeysWith: { $1 }))
+            settingsExtra["export"] = Self.exportFolderName
+        }
+        try SankshepSettings(threshold: threshold, pooling: float.network.pooling, extra: settingsExtra).write(to: directory)
+        try float.config.write(to: directory.appendingPathComponent("config.json"))
+    }
+
+    /// A blob as a tensor of the dtype its name says (the Quant plugin's names), else raw bytes (U8).
+    static func blobEntry(name: String, blob: String, bytes: [UInt8], rows: Int) -> SafeTensorsWriter.Entry {
+        let dtype: SafeTensorsDType
+        if blob.hasSuffix(".int8") || blob.hasSuffix("group_scale") { dtype = .i8 }
+        else if blob.hasSuffix(".f16") { dtype = .f16 }
+        else if blob.hasSuffix("scale") || blob == "bias" { dtype = .f32 }
+        else { dtype = .u8 }
+        let elementSize = bytes.count % dtype.byteSize == 0 ? dtype.byteSize : 1
+        let type = elementSize == dtype.byteSize ? dtype : .u8
+        let count = bytes.count / elementSize
+        let shape = rows > 0 && count > rows && count % rows == 0 ? [rows, count / rows] : [count]
+        return SafeTensorsWriter.Entry(name: name, dtype: type, shape: shape, bytes: Data(bytes))
+    }
+
+    // ---------------------------------------------------------------- load
+
+    /// True when `directory` holds a quantized model.
+    static func isQuantizedFolder(_ directory: URL) -> Bool {
+        FileManager.default.fileExists(atPath: directory.appendingPathComponent(weightsFileName).path)
+    }
+
+    static func load(from directory: URL, registry: PluginRegistry) throws -> QuantizedClassifier {
+        let url = directory.appendingPathComponent(weightsFileName)
+        let path = url.path
+        let file = try SafeTensorsFile(contentsOf: url)
+        func fail(_ problem: String) -> CheckpointError { CheckpointError(file: path, problem: problem) }
+        guard file.metadata["format"] == formatTag else {
+            throw fail("metadata 'format' is \(file.metadata["format"].map { "'\($0)'" } ?? "absent"), not '\(formatTag)'")
+        }
+        guard let manifest = file.metadata["sankshep.layers"], let headText = file.metadata["sankshep.head"] else {
+            throw fail("no 'sankshep.layers' or 'sankshep.head' in the metadata")
+        }
+        let records: [QuantizedLayerRecord]
+        let head: HeadRecord
+        do {
+            records = try JSONDecoder().decode([QuantizedLayerRecord].self, from: Data(manifest.utf8))
+            head = try JSONDecoder().decode(HeadRecord.self, from: Data(headText.utf8))
+        } catch {
+            throw fail("metadata 'sankshep.layers' or 'sankshep.head' is not the JSON this version writes (\(error))")
+        }
+        let config = try ModelConfig.read(directory.appendingPathComponent("config.json"))
+        let settings = SankshepSettings.read(from: directory)
+        let tokenizer = try BertTokenizer(directory: directory)
+        let network = SequenceClassifier(shape: EncoderShape(config), head: head.head, numLabels: config.numLabels,
+                                         pooling: settings?.pooling ?? .cls)
+        let store = network.store
+        var covered = Set<String>()
+        var weights: [QuantizedWeight] = []
+        for record in records {
+            let method: QuantizerMethod
+            do {
+                method = try registry.quantizer(named: record.method)
+            } catch {
+                throw fail("layer '\(record.name)' was quantized with method '\(record.method)' (plugin \(record.plugin), format \(record.formatVersion)), and no loaded plugin provides '\(record.method)'; add it with --plugin-path or SANKSHEP_PLUGIN_PATH")
+            }
+            for name in record.weights where store.view(named: name) == nil {
+                throw fail("layer '\(record.name)' holds '\(name)', which this model (\(config.modelType.rawValue) \(config.numLayers)×\(config.hiddenSize)) has no parameter for")
+            }
+            let (_, rows, cols) = EncoderQuantizer.stacked(record.weights, store: store)
+            guard rows == record.rows, cols == record.cols else {
+                throw fail("layer '\(record.name)' is \(record.rows) x \(record.cols), the model's weights are \(rows) x \(cols)")
+            }
+            var blobs: [String: [UInt8]] = [:]
+            for (blob, tensorName) in record.blobs {
+                guard let entry = file.entry(named: tensorName) else { throw fail("layer '\(record.name)': no tensor '\(tensorName)' for blob '\(blob)'") }
+                blobs[blob] = [UInt8](file.rawBytes(of: entry))
+            }
+            let layer: QuantizedLayer
+            do {
+                layer = try method.load(blobs: blobs, formatVersion: record.formatVersion, rows: record.rows, cols: record.cols,
+                                        options: record.options)
+            } catch {
+                throw fail("layer '\(record.name)': \(error)")
+            }
+            if record.role == .table || layer.canDequantize {
+                EncoderQuantizer.unstack(try layer.dequantize(), into: record.weights, store: store)
+            }
+            covered.formUnion(record.weights)
+            weights.append(QuantizedWeight(record: record, layer: layer, bias: []))
+        }
+        for view in store.views where !covered.contains(view.name) {
+            guard let entry = file.entry(named: view.name) else { throw fail("no tensor '\(view.name)' and no quantized layer holds it") }
+            guard entry.shape == view.shape || entry.count == view.count else {
+                throw fail("tensor '\(view.name)' has shape \(entry.shape), the model expects \(view.shape)")
+            }
+            store.setValues(view.name, from: try file.tensor(named: view.name))
+        }
+        // Biases are float tensors now in the store; the hook adds them after the plugin's product.
+        let withBiases = weights.map { weight in
+            weight.record.role == .linear
+                ? QuantizedWeight(record: weight.record, layer: weight.layer,
+                                  bias: EncoderQuantizer.bias(of: weight.record.weights, names: network.names, store: store))
+                : weight
+        }
+        let float = Classifier(network: network, config: config, tokenizer: tokenizer,
+                               tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: directory), threshold: settings?.threshold ?? 0.5)
+        return QuantizedClassifier(float: float, weights: withBiases, method: records.first(where: { $0.role == .linear })?.method ?? "none")
+    }
+}
+
+/// The classification head, as the quantized file's metadata records it.
+struct HeadRecord: Codable {
+    var kind: String
+    var hidden: Int?
+
+    init(_ head: ClassifierHead) {
+        switch head {
+        case .bertPooler: kind = "bert_pooler"
+        case .distilbert: kind = "distilbert"
+        case .seedMLP(let hidden): kind = "seed_mlp"; self.hidden = hidden
+        }
+    }
+
+    var head: ClassifierHead {
+        switch kind {
+        case "distilbert": .distilbert
+        case "seed_mlp": .seedMLP(hidden: hidden ?? 256)
+        default: .bertPooler
+        }
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}
+
+/// Loads a model folder for eval, predict and bench: a quantized folder through its plugins, anything
+/// else as a float `Classifier`.
+func loadDeployableModel(from directory: URL, registry: PluginRegistry, logger: Logger? = nil) throws -> DeployableModel {
+    if QuantizedClassifier.isQuantizedFolder(directory) {
+        return try QuantizedClassifier.load(from: directory, registry: registry)
+    }
+    return try Classifier.load(from: directory, logger: logger)
+}
+
+extension DeployableModel {
+    /// Probabilities for raw texts, tokenized with the model's own tokenizer.
+    func probabilities(of texts: [String], maxLength: Int, batchSize: Int) -> [Float] {
+        let sequences = texts.map { tokenizer.encode($0, maxLength: maxLength) }
+        return probabilities(sequences: sequences, rows: Array(sequences.indices), batchSize: batchSize)
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+
+/// Stage 4: the previous stage's float model with its weights quantized by a plugin method
+/// (`dynamic`, `static`, `int4`, `fp16`, or any quantizer a plugin registers); see QuantizedClassifier.
+///
+/// Methods that ask for calibration statistics (static INT8's activation ranges) get them from
+/// `calibration_batches` batches of the best fold's TRAINING rows (shuffled under the run's seed), run
+/// through the float model with the embeddings already quantized; the held-out rows every stage is
+/// evaluated on are never seen.
+struct QuantizationStage: CompressionStage {
+    let stage: QuantizeStage
+
+    func run(_ input: StageInput) throws -> DeployableModel {
+        guard let classifier = input.model as? Classifier else {
+            throw PluginError("stage \(input.label): quantization needs a float model, and the previous stage gave '\(input.model.summary)'")
+        }
+        let method = try input.registry.quantizer(named: stage.method)
+        let options = Dictionary(input.method?.orderedOptions.map { ($0.name, $0.value) } ?? stage.options.map { ($0.key, $0.value) },
+                                 uniquingKeysWith: { $1 })
+        var calibration: (sequences: [[Int]], rows: [Int], batchSize: Int)?
+        if method.neededStatistics != 0 {
+            var random = SeededRandom(seed: UInt64(truncatingIfNeeded: input.settings.seed))
+            let training = input.context.folds[input.baseline.bestFold].train.shuffled(using: &random)
+            let rows = Array(training.prefix(stage.calibrationBatches * input.settings.batchSize))
+            input.context.logger.info("\(input.label): calibrating \(method.name) on \(rows.count) training rows (\(stage.calibrationBatches) batches of \(input.settings.batchSize))")
+            calibration = (input.context.sequences, rows, input.settings.batchSize)
+        }
+        let model = try QuantizedClassifier.quantize(classifier, method: method, options: options, registry: input.registry,
+                                                     calibration: calibration, seed: UInt64(truncatingIfNeeded: input.settings.seed),
+                                                     logger: input.context.logger)
+        let floatBytes = classifier.parameterCount * 4
+        input.context.logger.info("\(input.label): \(model.weights.count) layers quantized with \(method.name) (\(method.method.pluginName)); quantized layers \(model.quantizedBytes) bytes, float model \(floatBytes) bytes")
+        // A plugin failure in a forward falls back to the float product for that call; surface it.
+        _ = model.probabilities(sequences: input.context.sequences, rows: Array(input.baseline.heldOut.prefix(8)), batchSize: 8)
+        if let failure = model.hook.failure { throw failure }
+        return model
+    }
+}
