@@ -47,6 +47,9 @@ struct BenchCommand: ParsableCommand {
     var iterations: Int = 5
     @Flag(name: .customLong("freeze_base"), help: "Train the head only (the encoder gets no gradient).")
     var freezeBase = false
+    @Flag(name: .customLong("full-last-layer"),
+          help: "Inference: run the last layer for every token, not only for the [CLS] rows the head reads.")
+    var fullLastLayer = false
 
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1, not \(batch)") }
@@ -63,6 +66,8 @@ struct BenchCommand: ParsableCommand {
         let batch, seq, threads: Int
         let median_ms, min_ms: Double
         let iterations, params: Int
+        /// Inference ran the last layer for the [CLS] rows only (`headRowsOnlyInInference`).
+        let head_rows_only: Bool
         let peak_rss_mb: Double
     }
 
@@ -72,6 +77,7 @@ struct BenchCommand: ParsableCommand {
         let model = SequenceClassifier(shape: encoder, head: .huggingFace(for: encoder.modelType), numLabels: 1)
         model.initializeRandomly(seed: 42)
         model.frozenEncoder = freezeBase
+        model.headRowsOnlyInInference = !fullLastLayer
 
         // Random ids past the special tokens, labels half and half.
         var state: UInt64 = 7
@@ -81,7 +87,8 @@ struct BenchCommand: ParsableCommand {
         let mask = [Int32](repeating: 1, count: count)
         let labels = (0..<batch).map { Float($0 % 2) }
 
-        let optimizer = PlainSGD(learningRate: 1e-5)
+        // The bench_peers.py PyTorch step: AdamW(lr 2e-5, weight decay 0.01, eps 1e-8) on every parameter.
+        let optimizer = AdamW(store: model.store, learningRate: 2e-5, epsilon: 1e-8, weightDecay: 0.01)
         var timings: [Double] = []
         for iteration in 0..<(warmup + iterations) {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -92,7 +99,7 @@ struct BenchCommand: ParsableCommand {
                 model.store.zeroGradients()
                 let logits = try model.forward(inputIds: ids, attentionMask: mask, batch: batch, length: seq, training: true)
                 model.backward(dLogits: Self.bceGradient(logits: logits, labels: labels))
-                optimizer.step(model.store)
+                optimizer.step()
             }
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             if iteration >= warmup { timings.append(elapsed) }
@@ -102,7 +109,8 @@ struct BenchCommand: ParsableCommand {
             : (timings[timings.count / 2 - 1] + timings[timings.count / 2]) / 2
         let result = Result(mode: mode.rawValue, shape: shape.rawValue, batch: batch, seq: seq, threads: threads,
                             median_ms: (median * 100).rounded() / 100, min_ms: (timings[0] * 100).rounded() / 100,
-                            iterations: iterations, params: model.store.count, peak_rss_mb: Self.peakResidentMegabytes())
+                            iterations: iterations, params: model.store.count,
+                            head_rows_only: mode == .infer && !fullLastLayer, peak_rss_mb: Self.peakResidentMegabytes())
         let encoderJSON = JSONEncoder()
         encoderJSON.outputFormatting = [.sortedKeys]
         print(String(decoding: try encoderJSON.encode(result), as: UTF8.self))
@@ -121,18 +129,5 @@ struct BenchCommand: ParsableCommand {
             return (kilobytes / 1024 * 10).rounded() / 10
         }
         return 0
-    }
-}
-
-/// The bench's optimizer until AdamW lands: values -= lr * gradients, skipping frozen parameters.
-/// It touches every parameter once, as an optimizer step does.
-struct PlainSGD {
-    let learningRate: Float
-
-    func step(_ store: ParameterStore) {
-        for view in store.views where !store.frozen.contains(view.name) {
-            let values = store.values + view.offset, gradients = store.gradients + view.offset
-            for i in 0..<view.count { values[i] -= learningRate * gradients[i] }
-        }
     }
 }
