@@ -108,4 +108,39 @@ struct FastPathTests {
             #expect(model.hiddenState(GradientCheckTests.tinyBert.layers).shape == [2, 6, GradientCheckTests.tinyBert.hiddenSize])
         }
     }
+
+    @Test("attention shared over two threads gives the single thread's outputs and gradients, with and without dropout",
+          arguments: [false, true])
+    func threadedAttention(dropout: Bool) {
+        // 4 x 4 x 33 x 33 scores of 64-wide heads: enough work to be split.
+        let shape = AttentionCore.Shape(batch: 4, length: 33, heads: 4, headSize: 64)
+        #expect(shape.splitsAcrossThreads)
+        let n = shape.batch * shape.length, h = shape.hidden
+        let qkv = Self.values(n * 3 * h, 5, 1), dcontext = Self.values(n * h, 6, 1)
+        var keyMask = [Float](repeating: 1, count: n)
+        for t in 20..<33 { keyMask[shape.length + t] = 0 }    // sequence 1 is padded
+        func run(threads: Int32) -> [[Float]] {
+            let previous = sk_get_threads()
+            defer { sk_set_threads(previous) }
+            sk_set_threads(threads)
+            var context = [Float](repeating: 0, count: n * h), probs = [Float](repeating: 0, count: shape.scoreCount)
+            var mask = probs, dropped = probs, dprobs = probs, dqkv = [Float](repeating: 0, count: n * 3 * h)
+            mask.withUnsafeMutableBufferPointer { mask in
+                dropped.withUnsafeMutableBufferPointer { dropped in
+                    AttentionCore.forward(context: &context, probs: &probs, dropoutMask: dropout ? mask.baseAddress! : nil,
+                                          dropped: dropout ? dropped.baseAddress! : nil, dropoutP: 0.1, seed: 9, stream: 1,
+                                          qkv: qkv, keyMask: keyMask, shape: shape)
+                    AttentionCore.backward(dqkv: &dqkv, dprobs: &dprobs, dcontext: dcontext, qkv: qkv, probs: probs,
+                                           dropped: dropout ? UnsafePointer(dropped.baseAddress!) : nil,
+                                           dropoutMask: dropout ? UnsafePointer(mask.baseAddress!) : nil, shape: shape)
+                }
+            }
+            return [context, probs, dqkv]
+        }
+        let one = run(threads: 1), two = run(threads: 2)
+        #expect(one[0] == two[0])
+        #expect(one[1] == two[1])
+        #expect(one[2] == two[2])
+        #expect(one[2].contains { $0 != 0 })
+    }
 }
