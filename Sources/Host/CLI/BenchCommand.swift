@@ -88,7 +88,8 @@ struct BenchCommand: ParsableCommand {
         let labels = (0..<batch).map { Float($0 % 2) }
 
         // The bench_peers.py PyTorch step: AdamW(lr 2e-5, weight decay 0.01, eps 1e-8) on every parameter.
-        let optimizer = AdamW(store: model.store, learningRate: 2e-5, epsilon: 1e-8, weightDecay: 0.01)
+        // Inference allocates no moments, so peak_rss_mb is the forward's own.
+        let optimizer = mode == .train ? AdamW(store: model.store, learningRate: 2e-5, epsilon: 1e-8, weightDecay: 0.01) : nil
         var timings: [Double] = []
         for iteration in 0..<(warmup + iterations) {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -99,7 +100,7 @@ struct BenchCommand: ParsableCommand {
                 model.store.zeroGradients()
                 let logits = try model.forward(inputIds: ids, attentionMask: mask, batch: batch, length: seq, training: true)
                 model.backward(dLogits: Self.bceGradient(logits: logits, labels: labels))
-                optimizer.step()
+                optimizer?.step()
             }
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             if iteration >= warmup { timings.append(elapsed) }
