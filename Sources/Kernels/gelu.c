@@ -2,6 +2,7 @@
 // "gelu", torch.nn.functional.gelu without approximation), forward fused with the bias add of the
 // linear layer before it, and its derivative Phi(x) + x * phi(x).
 #include "kernels.h"
+#include "parallel.h"
 #include "simd_math.h"
 #include <math.h>
 
@@ -88,12 +89,43 @@ SK_AVX2 static void gelu_backward_avx2(float *dpre, const float *pre, const floa
 
 // ---------------------------------------------------------------- dispatch
 
-void sk_bias_gelu_forward(float *out, float *pre, const float *bias, int rows, int cols) {
+// Below this many elements the work (about 20 µs) stays on the calling thread.
+enum { SK_GELU_PARALLEL_ELEMENTS = 1 << 15 };
+
+typedef struct { float *out, *pre; const float *bias; const float *dout; int cols; long n; } gelu_job;
+
+static void bias_gelu_rows(float *out, float *pre, const float *bias, int rows, int cols) {
     if (sk_cpu_has_avx2_fma()) bias_gelu_forward_avx2(out, pre, bias, rows, cols);
     else sk_bias_gelu_forward_reference(out, pre, bias, rows, cols);
 }
 
-void sk_gelu_backward(float *dpre, const float *pre, const float *dout, long n) {
+static void bias_gelu_part(void *context, int begin, int end) {
+    const gelu_job *job = context;
+    long offset = (long)begin * job->cols;
+    bias_gelu_rows(job->out + offset, job->pre + offset, job->bias, end - begin, job->cols);
+}
+
+void sk_bias_gelu_forward(float *out, float *pre, const float *bias, int rows, int cols) {
+    if ((long)rows * cols < SK_GELU_PARALLEL_ELEMENTS || rows < 2) { bias_gelu_rows(out, pre, bias, rows, cols); return; }
+    gelu_job job = { .out = out, .pre = pre, .bias = bias, .cols = cols };
+    sk_parallel_for(rows, bias_gelu_part, &job);
+}
+
+static void gelu_backward_range(float *dpre, const float *pre, const float *dout, long n) {
     if (sk_cpu_has_avx2_fma()) gelu_backward_avx2(dpre, pre, dout, n);
     else sk_gelu_backward_reference(dpre, pre, dout, n);
+}
+
+// Parts are blocks of 1024 elements (the last one shorter).
+static void gelu_backward_part(void *context, int begin, int end) {
+    const gelu_job *job = context;
+    long first = (long)begin * 1024, last = (long)end * 1024;
+    if (last > job->n) last = job->n;
+    gelu_backward_range(job->out + first, job->pre + first, job->dout + first, last - first);
+}
+
+void sk_gelu_backward(float *dpre, const float *pre, const float *dout, long n) {
+    if (n < SK_GELU_PARALLEL_ELEMENTS) { gelu_backward_range(dpre, pre, dout, n); return; }
+    gelu_job job = { .out = dpre, .pre = (float *)pre, .dout = dout, .n = n };
+    sk_parallel_for((int)((n + 1023) / 1024), gelu_backward_part, &job);
 }

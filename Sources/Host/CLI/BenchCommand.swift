@@ -50,6 +50,9 @@ struct BenchCommand: ParsableCommand {
     var freezeBase = false
     @Option(help: ArgumentHelp("Infer with the encoder's linear layers quantized by this method (dynamic, static, int4, fp16, or any quantizer a plugin registers); static calibrates on the timed batch.", valueName: "method"))
     var quant: String?
+    @Flag(name: .customLong("full-last-layer"),
+          help: "Inference: run the last layer for every token, not only for the [CLS] rows the head reads.")
+    var fullLastLayer = false
 
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1, not \(batch)") }
@@ -67,6 +70,8 @@ struct BenchCommand: ParsableCommand {
         let batch, seq, threads: Int
         let median_ms, min_ms: Double
         let iterations, params: Int
+        /// Inference ran the last layer for the [CLS] rows only (`headRowsOnlyInInference`).
+        let head_rows_only: Bool
         let peak_rss_mb: Double
         let quant: String?
     }
@@ -77,6 +82,7 @@ struct BenchCommand: ParsableCommand {
         let model = SequenceClassifier(shape: encoder, head: .huggingFace(for: encoder.modelType), numLabels: 1)
         model.initializeRandomly(seed: 42)
         model.frozenEncoder = freezeBase
+        model.headRowsOnlyInInference = !fullLastLayer
 
         // Random ids past the special tokens, labels half and half.
         var state: UInt64 = 7
@@ -102,7 +108,9 @@ struct BenchCommand: ParsableCommand {
             model.linearHook = QuantizedLinearHook(weights)
         }
 
-        let optimizer = PlainSGD(learningRate: 1e-5)
+        // The bench_peers.py PyTorch step: AdamW(lr 2e-5, weight decay 0.01, eps 1e-8) on every parameter.
+        // Inference allocates no moments, so peak_rss_mb is the forward's own.
+        let optimizer = mode == .train ? AdamW(store: model.store, learningRate: 2e-5, epsilon: 1e-8, weightDecay: 0.01) : nil
         var timings: [Double] = []
         for iteration in 0..<(warmup + iterations) {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -113,7 +121,7 @@ struct BenchCommand: ParsableCommand {
                 model.store.zeroGradients()
                 let logits = try model.forward(inputIds: ids, attentionMask: mask, batch: batch, length: seq, training: true)
                 model.backward(dLogits: Self.bceGradient(logits: logits, labels: labels))
-                optimizer.step(model.store)
+                optimizer?.step()
             }
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             if iteration >= warmup { timings.append(elapsed) }
@@ -123,7 +131,9 @@ struct BenchCommand: ParsableCommand {
             : (timings[timings.count / 2 - 1] + timings[timings.count / 2]) / 2
         let result = Result(mode: mode.rawValue, shape: shape.rawValue, batch: batch, seq: seq, threads: threads,
                             median_ms: (median * 100).rounded() / 100, min_ms: (timings[0] * 100).rounded() / 100,
-                            iterations: iterations, params: model.store.count, peak_rss_mb: Self.peakResidentMegabytes(), quant: quant)
+                            iterations: iterations, params: model.store.count,
+                            head_rows_only: mode == .infer && !fullLastLayer && quant == nil,
+                            peak_rss_mb: Self.peakResidentMegabytes(), quant: quant)
         let encoderJSON = JSONEncoder()
         encoderJSON.outputFormatting = [.sortedKeys]
         print(String(decoding: try encoderJSON.encode(result), as: UTF8.self))
@@ -142,18 +152,5 @@ struct BenchCommand: ParsableCommand {
             return (kilobytes / 1024 * 10).rounded() / 10
         }
         return 0
-    }
-}
-
-/// The bench's optimizer until AdamW lands: values -= lr * gradients, skipping frozen parameters.
-/// It touches every parameter once, as an optimizer step does.
-struct PlainSGD {
-    let learningRate: Float
-
-    func step(_ store: ParameterStore) {
-        for view in store.views where !store.frozen.contains(view.name) {
-            let values = store.values + view.offset, gradients = store.gradients + view.offset
-            for i in 0..<view.count { values[i] -= learningRate * gradients[i] }
-        }
     }
 }

@@ -106,34 +106,40 @@ enum AttentionCore {
         /// Elements of one (T, T) score matrix, and of all of them.
         var scoresPerHead: Int { length * length }
         var scoreCount: Int { batch * heads * length * length }
+        /// Worth waking a second thread for: about 100 µs of products or more.
+        var splitsAcrossThreads: Bool { scoreCount * headSize >= 1 << 20 }
     }
 
     /// probs (B, nh, T, T) = masked softmax(scale * Q K^T); context (N, H) = dropped(probs) @ V.
     /// keyMask (B, T): 1 for real tokens. dropped: probs * dropoutMask when dropout is on, else probs.
     /// With dropout (dropoutMask and dropped both given), dropped (B, nh, T, T) = probs * a fresh mask.
+    /// The (batch, head) pairs are independent and shared out over the kernel threads.
     static func forward(context: FloatPointer, probs: FloatPointer, dropoutMask: FloatPointer?, dropped: FloatPointer?,
                         dropoutP: Float, seed: UInt64, stream: UInt64,
                         qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Float>, shape s: Shape) {
-        let ld = 3 * s.hidden
-        for b in 0..<s.batch {
-            for h in 0..<s.heads {
-                let q = qkv + b * s.length * ld + h * s.headSize
-                let scores = probs + (b * s.heads + h) * s.scoresPerHead
-                gemm(false, true, m: s.length, n: s.length, k: s.headSize, alpha: s.scale, q, lda: ld, q + s.hidden, ldb: ld,
-                     beta: 0, scores, ldc: s.length)
-            }
+        let ld = 3 * s.hidden, T = s.length
+        func scores(_ item: Int) {
+            let b = item / s.heads, h = item % s.heads
+            let q = qkv + b * T * ld + h * s.headSize
+            let p = probs + item * s.scoresPerHead
+            gemm(false, true, m: T, n: T, k: s.headSize, alpha: s.scale, q, lda: ld, q + s.hidden, ldb: ld, beta: 0, p, ldc: T)
+            sk_masked_softmax_rows(p, p, keyMask + b * T, T, Int32(T))
         }
-        sk_attention_softmax_forward(probs, probs, keyMask, Int32(s.batch), Int32(s.heads), Int32(s.length))
-        var mixing = UnsafePointer(probs)
+        func mix(_ item: Int, _ mixing: UnsafePointer<Float>) {
+            let b = item / s.heads, h = item % s.heads
+            let v = qkv + b * T * ld + 2 * s.hidden + h * s.headSize
+            gemm(false, false, m: T, n: s.headSize, k: T, mixing + item * s.scoresPerHead, lda: T, v, ldb: ld,
+                 beta: 0, context + b * T * s.hidden + h * s.headSize, ldc: s.hidden)
+        }
+        let items = s.batch * s.heads
         if let dropoutMask, let dropped {
+            // The dropout mask is drawn for the whole (B, nh, T, T) block at once (its stream is indexed by element).
+            parallelFor(items, splitting: s.splitsAcrossThreads) { begin, end in for item in begin..<end { scores(item) } }
             Dropout.forward(out: dropped, inp: probs, mask: dropoutMask, count: s.scoreCount, p: dropoutP, seed: seed, stream: stream)
-            mixing = UnsafePointer(dropped)
-        }
-        for b in 0..<s.batch {
-            for h in 0..<s.heads {
-                let v = qkv + b * s.length * ld + 2 * s.hidden + h * s.headSize
-                gemm(false, false, m: s.length, n: s.headSize, k: s.length, mixing + (b * s.heads + h) * s.scoresPerHead,
-                     lda: s.length, v, ldb: ld, beta: 0, context + b * s.length * s.hidden + h * s.headSize, ldc: s.hidden)
+            parallelFor(items, splitting: s.splitsAcrossThreads) { begin, end in for item in begin..<end { mix(item, dropped) } }
+        } else {
+            parallelFor(items, splitting: s.splitsAcrossThreads) { begin, end in
+                for item in begin..<end { scores(item); mix(item, probs) }
             }
         }
     }
@@ -144,34 +150,44 @@ enum AttentionCore {
                          qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>, dropped: UnsafePointer<Float>?,
                          dropoutMask: UnsafePointer<Float>?, shape s: Shape,
                          extraProbabilityGradient: UnsafePointer<Float>? = nil) {
-        let ld = 3 * s.hidden
+        let ld = 3 * s.hidden, T = s.length, count = s.scoresPerHead
         let mixing = dropped ?? probs
-        for b in 0..<s.batch {
-            for h in 0..<s.heads {
-                let offset = b * s.length * ld + h * s.headSize
-                let dctx = dcontext + b * s.length * s.hidden + h * s.headSize
-                let dp = dprobs + (b * s.heads + h) * s.scoresPerHead
+        parallelFor(s.batch * s.heads, splitting: s.splitsAcrossThreads) { begin, end in
+            for item in begin..<end {
+                let b = item / s.heads, h = item % s.heads
+                let offset = b * T * ld + h * s.headSize
+                let dctx = dcontext + b * T * s.hidden + h * s.headSize
+                let dp = dprobs + item * count
                 // dP (T, T) = dctx @ V^T ; dV (T, dh) = P^T @ dctx
-                gemm(false, true, m: s.length, n: s.length, k: s.headSize, dctx, lda: s.hidden, qkv + offset + 2 * s.hidden,
-                     ldb: ld, beta: 0, dp, ldc: s.length)
-                gemm(true, false, m: s.length, n: s.headSize, k: s.length, mixing + (b * s.heads + h) * s.scoresPerHead,
-                     lda: s.length, dctx, ldb: s.hidden, beta: 0, dqkv + offset + 2 * s.hidden, ldc: ld)
-            }
-        }
-        if let dropoutMask { Dropout.backward(dinp: dprobs, dout: dprobs, mask: dropoutMask, count: s.scoreCount) }
-        // An outside loss on the probabilities themselves (attention distillation), before the softmax.
-        if let extraProbabilityGradient { sk_accumulate(dprobs, extraProbabilityGradient, s.scoreCount) }
-        sk_softmax_backward(dprobs, probs, dprobs, Int32(s.batch * s.heads * s.length), Int32(s.length))
-        for b in 0..<s.batch {
-            for h in 0..<s.heads {
-                let offset = b * s.length * ld + h * s.headSize
-                let ds = dprobs + (b * s.heads + h) * s.scoresPerHead
+                gemm(false, true, m: T, n: T, k: s.headSize, dctx, lda: s.hidden, qkv + offset + 2 * s.hidden,
+                     ldb: ld, beta: 0, dp, ldc: T)
+                gemm(true, false, m: T, n: s.headSize, k: T, mixing + item * count, lda: T, dctx, ldb: s.hidden,
+                     beta: 0, dqkv + offset + 2 * s.hidden, ldc: ld)
+                if let dropoutMask { Dropout.backward(dinp: dp, dout: dp, mask: dropoutMask + item * count, count: count) }
+                // An outside loss on the probabilities themselves (attention distillation), before the softmax.
+                if let extraProbabilityGradient { sk_accumulate(dp, extraProbabilityGradient + item * count, count) }
+                sk_softmax_backward(dp, probs + item * count, dp, Int32(T), Int32(T))
                 // dQ (T, dh) = scale * dS @ K ; dK (T, dh) = scale * dS^T @ Q
-                gemm(false, false, m: s.length, n: s.headSize, k: s.length, alpha: s.scale, ds, lda: s.length,
+                gemm(false, false, m: T, n: s.headSize, k: T, alpha: s.scale, dp, lda: T,
                      qkv + offset + s.hidden, ldb: ld, beta: 0, dqkv + offset, ldc: ld)
-                gemm(true, false, m: s.length, n: s.headSize, k: s.length, alpha: s.scale, ds, lda: s.length,
+                gemm(true, false, m: T, n: s.headSize, k: T, alpha: s.scale, dp, lda: T,
                      qkv + offset, ldb: ld, beta: 0, dqkv + offset + s.hidden, ldc: ld)
             }
+        }
+    }
+}
+
+/// Calls body(begin, end) on contiguous shares of 0..<count, one per kernel thread (parallel.h), the
+/// calling thread taking one; returns when every share is done. With `splitting` false, or inside another
+/// parallel loop, body(0, count) runs on the calling thread.
+func parallelFor(_ count: Int, splitting: Bool = true, _ body: (Int, Int) -> Void) {
+    guard splitting, count > 1 else { if count > 0 { body(0, count) }; return }
+    withoutActuallyEscaping(body) { body in
+        var closure = body
+        withUnsafeMutablePointer(to: &closure) { pointer in
+            sk_parallel_for(Int32(count), { context, begin, end in
+                context!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(begin), Int(end))
+            }, pointer)
         }
     }
 }

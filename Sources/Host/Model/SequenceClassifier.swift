@@ -40,6 +40,13 @@ final class SequenceClassifier {
     var dropoutStep: UInt64 = 0
     /// Observes or replaces the encoder's linear layers in inference forwards (calibration, quantization).
     var linearHook: LinearLayerHook?
+    /// Inference forwards compute the last layer only for the rows the head reads: when the head pools
+    /// [CLS] (every Hugging Face head) and no `linearHook` is set, the last layer needs keys and values of
+    /// every token but its query, attention output, feed-forward and LayerNorms only for the B [CLS] rows,
+    /// which skips about 5/6 of that layer. The logits are the same; what is lost is the full last hidden
+    /// state (`hiddenState(L)`) and the last layer's attention probabilities, and `backward` after such a
+    /// forward. Off by default, for callers (distillation teachers, inspection) that read those.
+    var headRowsOnlyInInference = false
     private let layerOffsets: [LayerOffsets]
     private let floats = BufferPool<Float>()
     private let integers = BufferPool<Int32>()
@@ -88,6 +95,9 @@ final class SequenceClassifier {
         let logits: FloatPointer                    // (B, numLabels)
         let backwardSlot: Int
         let backwardIntegerSlot: Int
+        /// The last layer ran for the [CLS] rows only (`headRowsOnlyInInference`): hidden[L] is (B, H) and
+        /// `layers` holds L - 1 entries.
+        let headRowsOnly: Bool
     }
 
     /// A model with every parameter zero: fill it from a checkpoint (`store.setValues`) or call
@@ -192,9 +202,10 @@ final class SequenceClassifier {
 
         // Hooks see inference only: training always runs the float layers it differentiates.
         let hook = training ? nil : linearHook
+        let headRowsOnly = !training && headRowsOnlyInInference && effectivePooling == .cls && hook == nil && L > 0
         var layers: [LayerBuffers] = []
         layers.reserveCapacity(L)
-        for l in 0..<L {
+        for l in 0..<(headRowsOnly ? L - 1 : L) {
             let p = layerOffsets[l], x = hidden[l], ln = names.layers[l]
             // qkv (N, 3H) = x @ [Wq; Wk; Wv]^T + [bq; bk; bv]
             let qkv = floats.take(N * 3 * H)
@@ -236,10 +247,16 @@ final class SequenceClassifier {
                                        norm2Mean: norm2Mean, norm2Rstd: norm2Rstd))
         }
 
+        if headRowsOnly { hidden.append(lastLayerForHeadRows(x: hidden[L - 1], keyMask: keyMask, batch: B, length: T)) }
+
         // Head: pooled (B, H) -> Linear(H, D) -> tanh | ReLU -> dropout -> Linear(D, labels).
         let pooled = floats.take(B * H)
-        Pooler.forward(pooled: pooled, maxIndex: maxIndex, hidden: hidden[L], keyMask: keyMask, pooling: effectivePooling,
-                       batch: B, length: T, width: H)
+        if headRowsOnly {
+            pooled.update(from: hidden[L], count: B * H)    // already the [CLS] rows
+        } else {
+            Pooler.forward(pooled: pooled, maxIndex: maxIndex, hidden: hidden[L], keyMask: keyMask, pooling: effectivePooling,
+                           batch: B, length: T, width: H)
+        }
         let headPre = floats.take(B * D), headAct = floats.take(B * D)
         LinearLayer.forward(out: headPre, inp: pooled, weight: value(names.headHidden + ".weight"), bias: value(names.headHidden + ".bias"),
                             rows: B, inFeatures: H, outFeatures: D)
@@ -258,8 +275,54 @@ final class SequenceClassifier {
                              embeddingMean: embeddingMean, embeddingRstd: embeddingRstd, embeddingMask: embeddingMask,
                              hidden: hidden, layers: layers, pooled: pooled, maxIndex: maxIndex, headPre: headPre, headAct: headAct,
                              headMask: headMask, headDropped: headDropped, logits: logits,
-                             backwardSlot: floats.position, backwardIntegerSlot: integers.position)
+                             backwardSlot: floats.position, backwardIntegerSlot: integers.position, headRowsOnly: headRowsOnly)
         return Array(UnsafeBufferPointer(start: logits, count: B * numLabels))
+    }
+
+    /// The last encoder layer for the [CLS] rows only (see `headRowsOnlyInInference`); x (N, H) is the
+    /// previous layer's output. Returns the layer's output rows of the B [CLS] tokens, (B, H).
+    private func lastLayerForHeadRows(x: UnsafePointer<Float>, keyMask: UnsafePointer<Float>, batch B: Int, length T: Int) -> FloatPointer {
+        let H = shape.hiddenSize, I = shape.intermediateSize, N = B * T, nh = shape.heads, dh = shape.headSize
+        let p = layerOffsets[shape.layers - 1], eps = shape.layerNormEps
+        // kv (N, 2H) = x @ [Wk; Wv]^T + [bk; bv]: every token is a key and a value.
+        let kv = floats.take(N * 2 * H)
+        LinearLayer.forward(out: kv, inp: x, weight: value(p.qkvWeight) + H * H, bias: value(p.qkvBias) + H,
+                            rows: N, inFeatures: H, outFeatures: 2 * H)
+        // cls (B, H): the [CLS] row of each sequence; q (B, H) = cls @ Wq^T + bq.
+        let cls = floats.take(B * H)
+        for b in 0..<B { (cls + b * H).update(from: x + b * T * H, count: H) }
+        let q = floats.take(B * H)
+        LinearLayer.forward(out: q, inp: cls, weight: value(p.qkvWeight), bias: value(p.qkvBias), rows: B, inFeatures: H, outFeatures: H)
+        // Per sequence and head: scores (1, T) = scale * q K^T, masked softmax, context (1, dh) = probs @ V.
+        let scores = floats.take(B * nh * T), context = floats.take(B * H)
+        let scale = 1 / Float(dh).squareRoot()
+        for b in 0..<B {
+            let keys = kv + b * T * 2 * H, values = keys + H, probs = scores + b * nh * T
+            for h in 0..<nh {
+                gemm(false, true, m: 1, n: T, k: dh, alpha: scale, q + b * H + h * dh, lda: H, keys + h * dh, ldb: 2 * H,
+                     beta: 0, probs + h * T, ldc: T)
+            }
+            sk_masked_softmax_rows(probs, probs, keyMask + b * T, nh, Int32(T))
+            for h in 0..<nh {
+                gemm(false, false, m: 1, n: dh, k: T, probs + h * T, lda: T, values + h * dh, ldb: 2 * H,
+                     beta: 0, context + b * H + h * dh, ldc: H)
+            }
+        }
+        // The rest of the layer as in `forward`, on B rows: projection + residual, LN1, FFN + residual, LN2.
+        let residual1 = floats.take(B * H)
+        LinearLayer.forward(out: residual1, inp: context, weight: value(p.outWeight), bias: value(p.outBias), rows: B, inFeatures: H, outFeatures: H)
+        sk_add(residual1, residual1, cls, B * H)
+        let norm1 = floats.take(B * H), norm1Mean = floats.take(B), norm1Rstd = floats.take(B)
+        sk_layernorm_forward(norm1, norm1Mean, norm1Rstd, residual1, value(p.norm1Weight), value(p.norm1Bias), Int32(B), Int32(H), eps)
+        let ffnPre = floats.take(B * I), ffnAct = floats.take(B * I)
+        LinearLayer.forward(out: ffnPre, inp: norm1, weight: value(p.ffnInWeight), bias: nil, rows: B, inFeatures: H, outFeatures: I)
+        sk_bias_gelu_forward(ffnAct, ffnPre, value(p.ffnInBias), Int32(B), Int32(I))
+        let residual2 = floats.take(B * H)
+        LinearLayer.forward(out: residual2, inp: ffnAct, weight: value(p.ffnOutWeight), bias: value(p.ffnOutBias), rows: B, inFeatures: I, outFeatures: H)
+        sk_add(residual2, residual2, norm1, B * H)
+        let out = floats.take(B * H), norm2Mean = floats.take(B), norm2Rstd = floats.take(B)
+        sk_layernorm_forward(out, norm2Mean, norm2Rstd, residual2, value(p.norm2Weight), value(p.norm2Bias), Int32(B), Int32(H), eps)
+        return out
     }
 
     private func validate(inputIds: [Int32], attentionMask: [Int32], tokenTypeIds: [Int32]?, batch: Int, length: Int) throws {
@@ -303,6 +366,7 @@ final class SequenceClassifier {
     /// probabilities (before dropout), e.g. from an attention distillation loss.
     func backward(dLogits: [Float], hiddenStateGradients: [Int: [Float]] = [:], attentionProbabilityGradients: [Int: [Float]] = [:]) {
         guard let saved else { preconditionFailure("backward without a forward") }
+        precondition(!saved.headRowsOnly, "backward needs a full forward: this one ran the last layer for [CLS] only (headRowsOnlyInInference)")
         let B = saved.batch, T = saved.length, N = B * T, H = shape.hiddenSize, I = shape.intermediateSize, L = shape.layers
         let D = headHidden
         precondition(dLogits.count == B * numLabels, "dLogits needs B x numLabels = \(B * numLabels) values")
@@ -396,6 +460,8 @@ final class SequenceClassifier {
     /// Hidden state `index` of the last forward, (B, T, H): 0 is the embedding output, i the output of layer i.
     func hiddenState(_ index: Int) -> Tensor {
         guard let saved else { preconditionFailure("no forward has run") }
+        precondition(!(saved.headRowsOnly && index == shape.layers),
+                     "the last hidden state was computed for [CLS] only (headRowsOnlyInInference)")
         let count = saved.batch * saved.length * shape.hiddenSize
         return Tensor(shape: [saved.batch, saved.length, shape.hiddenSize],
                       scalars: Array(UnsafeBufferPointer(start: saved.hidden[index], count: count)))
@@ -411,6 +477,7 @@ final class SequenceClassifier {
     /// Attention probabilities of one layer in the last forward, (B, heads, T, T), before dropout.
     func attentionProbabilities(layer: Int) -> Tensor {
         guard let saved else { preconditionFailure("no forward has run") }
+        precondition(layer < saved.layers.count, "layer \(layer)'s attention was computed for [CLS] only (headRowsOnlyInInference)")
         let T = saved.length
         return Tensor(shape: [saved.batch, shape.heads, T, T],
                       scalars: Array(UnsafeBufferPointer(start: saved.layers[layer].probs, count: saved.batch * shape.heads * T * T)))

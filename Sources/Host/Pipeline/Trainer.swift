@@ -220,6 +220,10 @@ enum Evaluator {
     static func probabilities(network: SequenceClassifier, sequences: [[Int]], rows: [Int], padID: Int, batchSize: Int) -> [Float] {
         let lengths = rows.map { sequences[$0].count }
         let batches = Batching.evaluationBatches(lengths: lengths, batchSize: batchSize)
+        // Only the logits are read here, so the last layer may skip every row but [CLS].
+        let headRowsOnly = network.headRowsOnlyInInference
+        network.headRowsOnlyInInference = true
+        defer { network.headRowsOnlyInInference = headRowsOnly }
         var results: [[Float]] = []
         results.reserveCapacity(batches.count)
         for batch in batches {

@@ -81,6 +81,11 @@ void sk_attention_softmax_forward(float *probs, const float *scores, const float
 void sk_attention_softmax_forward_reference(float *probs, const float *scores, const float *key_mask,
                                             int batch, int heads, int T);
 
+/// Softmax of each row of scores (rows, T) over keys, one key_mask (T) for every row (keys with 0 get
+/// probability 0): the query rows of one sequence, e.g. only its [CLS] row per head. probs may be scores.
+void sk_masked_softmax_rows(float *probs, const float *scores, const float *key_mask, long rows, int T);
+void sk_masked_softmax_rows_reference(float *probs, const float *scores, const float *key_mask, long rows, int T);
+
 /// dscores (rows, cols) = probs * (dprobs - sum(dprobs * probs) over the row); dscores may be dprobs.
 void sk_softmax_backward(float *dscores, const float *probs, const float *dprobs, int rows, int cols);
 void sk_softmax_backward_reference(float *dscores, const float *probs, const float *dprobs, int rows, int cols);

@@ -1,0 +1,146 @@
+import Foundation
+import Kernels
+import Testing
+@testable import Host
+
+/// The speed paths of the model core give the answers of the plain ones: GEMMs cut across the thread
+/// pool, and inference that runs the last layer for the [CLS] rows only.
+@Suite("Model fast paths agree with the plain computation", .serialized)
+struct FastPathTests {
+    static let values = TransformerKernelTests.values
+
+    /// (M, N, K): wide products split by columns, tall ones by rows, and sizes that do not fill the
+    /// 16-wide slices; all are above the size at which the product is split.
+    static let products = [(37, 301, 129), (301, 37, 129), (64, 768, 64), (1000, 17, 45), (19, 33, 1025)]
+
+    @Test("a GEMM split across two threads equals the plain loop for every transpose, with beta and padded rows",
+          arguments: products)
+    func threadedGemm(m: Int, n: Int, k: Int) {
+        let previous = sk_get_threads()
+        defer { sk_set_threads(previous) }
+        sk_set_threads(2)
+        for (transposeA, transposeB) in [(false, false), (false, true), (true, false), (true, true)] {
+            // Stored shapes with 3 columns of padding on every row, so the leading dimensions matter.
+            let (aRows, aCols) = transposeA ? (k, m) : (m, k)
+            let (bRows, bCols) = transposeB ? (n, k) : (k, n)
+            let lda = aCols + 3, ldb = bCols + 3, ldc = n + 3
+            let a = Self.values(aRows * lda, 1, 1), b = Self.values(bRows * ldb, 2, 1)
+            var fast = Self.values(m * ldc, 3, 1), slow = fast
+            sk_sgemm(transposeA, transposeB, Int32(m), Int32(n), Int32(k), 0.5, a, Int32(lda), b, Int32(ldb), 0.25, &fast, Int32(ldc))
+            sk_sgemm_reference(transposeA, transposeB, Int32(m), Int32(n), Int32(k), 0.5, a, Int32(lda), b, Int32(ldb), 0.25, &slow, Int32(ldc))
+            #expect(TransformerKernelTests.maxDifference(fast, slow) <= 1e-4, "transposes \(transposeA) \(transposeB)")
+        }
+    }
+
+    @Test("softmax of rows under one key mask: fast and reference agree; masked keys get 0", arguments: [1, 7, 8, 13, 33])
+    func maskedSoftmaxRows(length: Int) {
+        let rows = 5
+        let scores = Self.values(rows * length, 4, 20)
+        var mask = [Float](repeating: 1, count: length)
+        for t in 0..<length where t % 3 == 2 { mask[t] = 0 }
+        var fast = [Float](repeating: 0, count: scores.count), slow = fast
+        sk_masked_softmax_rows(&fast, scores, mask, rows, Int32(length))
+        sk_masked_softmax_rows_reference(&slow, scores, mask, rows, Int32(length))
+        #expect(TransformerKernelTests.maxDifference(fast, slow) <= 1e-6)
+        for row in 0..<rows {
+            #expect(abs(fast[(row * length)..<((row + 1) * length)].reduce(0, +) - 1) <= 1e-5)
+            for t in 0..<length where mask[t] == 0 { #expect(fast[row * length + t] == 0) }
+        }
+    }
+
+    static func model(_ shape: EncoderShape, head: ClassifierHead) -> SequenceClassifier {
+        let model = SequenceClassifier(shape: shape, head: head, numLabels: 2)
+        model.initializeRandomly(seed: 3)
+        return model
+    }
+
+    @Test("inference with the last layer on [CLS] rows only gives the full forward's logits, with padding",
+          arguments: [("bert", GradientCheckTests.tinyBert, ClassifierHead.bertPooler),
+                      ("distilbert", GradientCheckTests.tinyDistil, ClassifierHead.distilbert)])
+    func headRowsOnly(name: String, shape: EncoderShape, head: ClassifierHead) throws {
+        let model = Self.model(shape, head: head)
+        let ids = GradientCheckTests.ids, mask = GradientCheckTests.mask
+        let full = try model.forward(inputIds: ids, attentionMask: mask, batch: 2, length: 6, training: false)
+        let fullPooled = model.pooledOutput().scalars
+        model.headRowsOnlyInInference = true
+        let fast = try model.forward(inputIds: ids, attentionMask: mask, batch: 2, length: 6, training: false)
+        #expect(ModelFixture.maxAbsDifference(full, fast) <= 1e-5, "\(name): \(full) vs \(fast)")
+        #expect(ModelFixture.maxAbsDifference(fullPooled, model.pooledOutput().scalars) <= 1e-5)
+        // Earlier hidden states are still whole.
+        #expect(model.hiddenState(shape.layers - 1).shape == [2, 6, shape.hiddenSize])
+        // Training forwards stay whole (the backward needs every row), and give the same logits as before.
+        let trainingFull = try Self.model(shape, head: head).forward(inputIds: ids, attentionMask: mask, batch: 2, length: 6, training: true)
+        let trainingFlagged = try model.forward(inputIds: ids, attentionMask: mask, batch: 2, length: 6, training: true)
+        #expect(trainingFull == trainingFlagged)
+        model.backward(dLogits: [1, 0, 0, 1])
+        #expect(model.hiddenState(shape.layers).shape == [2, 6, shape.hiddenSize])
+    }
+
+    /// Counts the rows each layer's input had.
+    final class RowCounter: LinearLayerHook {
+        var rows: [String: Int] = [:]
+        func observe(layers: [String], input: UnsafePointer<Float>, rows: Int, inFeatures: Int) { self.rows[layers[0]] = rows }
+        func replace(layers: [String], input: UnsafePointer<Float>, rows: Int, inFeatures: Int,
+                     output: UnsafeMutablePointer<Float>, outFeatures: Int, includeBias: Bool) -> Bool { false }
+    }
+
+    @Test("a linear-layer hook still sees every token of every layer when [CLS]-only inference is on")
+    func hookSeesEveryRow() throws {
+        let model = Self.model(GradientCheckTests.tinyBert, head: .bertPooler)
+        model.headRowsOnlyInInference = true
+        let counter = RowCounter()
+        model.linearHook = counter
+        _ = try model.forward(inputIds: GradientCheckTests.ids, attentionMask: GradientCheckTests.mask, batch: 2, length: 6, training: false)
+        #expect(counter.rows.count == 4 * GradientCheckTests.tinyBert.layers)
+        #expect(counter.rows.values.allSatisfy { $0 == 12 }, "\(counter.rows)")
+    }
+
+    @Test("mean and max pooling ignore the [CLS]-only setting: the seed head reads every token")
+    func poolingReadsEveryToken() throws {
+        let model = Self.model(GradientCheckTests.tinyBert, head: .seedMLP(hidden: 5))
+        for pooling in [Pooling.mean, .max] {
+            model.pooling = pooling
+            model.headRowsOnlyInInference = false
+            let full = try model.forward(inputIds: GradientCheckTests.ids, attentionMask: GradientCheckTests.mask, batch: 2, length: 6, training: false)
+            model.headRowsOnlyInInference = true
+            let flagged = try model.forward(inputIds: GradientCheckTests.ids, attentionMask: GradientCheckTests.mask, batch: 2, length: 6, training: false)
+            #expect(full == flagged, "\(pooling)")
+            #expect(model.hiddenState(GradientCheckTests.tinyBert.layers).shape == [2, 6, GradientCheckTests.tinyBert.hiddenSize])
+        }
+    }
+
+    @Test("attention shared over two threads gives the single thread's outputs and gradients, with and without dropout",
+          arguments: [false, true])
+    func threadedAttention(dropout: Bool) {
+        // 4 x 4 x 33 x 33 scores of 64-wide heads: enough work to be split.
+        let shape = AttentionCore.Shape(batch: 4, length: 33, heads: 4, headSize: 64)
+        #expect(shape.splitsAcrossThreads)
+        let n = shape.batch * shape.length, h = shape.hidden
+        let qkv = Self.values(n * 3 * h, 5, 1), dcontext = Self.values(n * h, 6, 1)
+        var keyMask = [Float](repeating: 1, count: n)
+        for t in 20..<33 { keyMask[shape.length + t] = 0 }    // sequence 1 is padded
+        func run(threads: Int32) -> [[Float]] {
+            let previous = sk_get_threads()
+            defer { sk_set_threads(previous) }
+            sk_set_threads(threads)
+            var context = [Float](repeating: 0, count: n * h), probs = [Float](repeating: 0, count: shape.scoreCount)
+            var mask = probs, dropped = probs, dprobs = probs, dqkv = [Float](repeating: 0, count: n * 3 * h)
+            mask.withUnsafeMutableBufferPointer { mask in
+                dropped.withUnsafeMutableBufferPointer { dropped in
+                    AttentionCore.forward(context: &context, probs: &probs, dropoutMask: dropout ? mask.baseAddress! : nil,
+                                          dropped: dropout ? dropped.baseAddress! : nil, dropoutP: 0.1, seed: 9, stream: 1,
+                                          qkv: qkv, keyMask: keyMask, shape: shape)
+                    AttentionCore.backward(dqkv: &dqkv, dprobs: &dprobs, dcontext: dcontext, qkv: qkv, probs: probs,
+                                           dropped: dropout ? UnsafePointer(dropped.baseAddress!) : nil,
+                                           dropoutMask: dropout ? UnsafePointer(mask.baseAddress!) : nil, shape: shape)
+                }
+            }
+            return [context, probs, dqkv]
+        }
+        let one = run(threads: 1), two = run(threads: 2)
+        #expect(one[0] == two[0])
+        #expect(one[1] == two[1])
+        #expect(one[2] == two[2])
+        #expect(one[2].contains { $0 != 0 })
+    }
+}
