@@ -19,7 +19,7 @@ build: deps
 	$(SWIFT) build -c release
 
 run: build
-	.build/release/sankshep run --pipeline baseline_kd_prune_quant --output_dir outputs
+	.build/release/sankshep run --pipeline baseline_kd_prune_quant --quant_method int4 --output_dir outputs
 
 test: deps
 	$(SWIFT) test
