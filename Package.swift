@@ -65,13 +65,16 @@ let package = Package(
             path: "Sources/Host",
             swiftSettings: hostSwiftSettings
         ),
-        .target(name: "Magnitude", dependencies: ["PluginAPI"], path: "Sources/Plugins/Magnitude",
+        // What every built-in plugin needs to describe itself through the ABI; each links its own copy.
+        .target(name: "PluginSupport", dependencies: ["PluginAPI"], path: "Sources/Plugins/Support",
                 swiftSettings: hostSwiftSettings),
-        .target(name: "Wanda", dependencies: ["PluginAPI"], path: "Sources/Plugins/Wanda",
+        .target(name: "Magnitude", dependencies: ["PluginAPI", "PluginSupport"], path: "Sources/Plugins/Magnitude",
                 swiftSettings: hostSwiftSettings),
-        .target(name: "Gradual", dependencies: ["PluginAPI"], path: "Sources/Plugins/Gradual",
+        .target(name: "Wanda", dependencies: ["PluginAPI", "PluginSupport"], path: "Sources/Plugins/Wanda",
                 swiftSettings: hostSwiftSettings),
-        .target(name: "Quant", dependencies: ["PluginAPI", "Kernels"], path: "Sources/Plugins/Quant",
+        .target(name: "Gradual", dependencies: ["PluginAPI", "PluginSupport"], path: "Sources/Plugins/Gradual",
+                swiftSettings: hostSwiftSettings),
+        .target(name: "Quant", dependencies: ["PluginAPI", "PluginSupport", "Kernels"], path: "Sources/Plugins/Quant",
                 swiftSettings: hostSwiftSettings),
         .testTarget(
             name: "SankshepTests",

@@ -1,4 +1,5 @@
 import PluginAPI
+import PluginSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,4 +1,5 @@
 import PluginAPI
+import PluginSupport
 
 // Magnitude pruning: the smallest weights matter least.
 //

@@ -1,5 +1,6 @@
 import Kernels
 import PluginAPI
+import PluginSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -22,8 +23,11 @@ import Darwin
 @_cdecl("sankshep_plugin_entry")
 public func sankshepPluginEntry(_ hostABIVersion: UInt32) -> UnsafePointer<sk_plugin_entry>? { entry }
 
-nonisolated(unsafe) let entry = makeEntry(name: "sankshep-quant", version: "1.0.0",
-                                          methods: QuantMethod.allCases.map(\.descriptor))
+nonisolated(unsafe) let entry: UnsafePointer<sk_plugin_entry> = {
+    // The kernels' thread pool is sized when the host initialises the plugin.
+    onInit = configureKernelThreads
+    return makeEntry(name: "sankshep-quant", version: "1.0.0", methods: QuantMethod.allCases.map(\.descriptor))
+}()
 
 /// The tag saved beside every layer; `deserialize` reads only this one.
 let formatVersion = "1"

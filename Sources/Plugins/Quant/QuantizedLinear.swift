@@ -1,4 +1,5 @@
 import PluginAPI
+import PluginSupport
 
 // What every quantized linear layer of this plugin shares: its shape, its bias, the checks on what
 // the host hands in, and the way blobs go out and come back.

@@ -1,4 +1,5 @@
 import PluginAPI
+import PluginSupport
 
 // Static INT8 needs one activation scale per layer input, fixed before any real input is seen. It is
 // chosen from the statistics the host gathered on calibration batches ("sankshep.calibration/1"):

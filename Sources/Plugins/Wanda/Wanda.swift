@@ -1,4 +1,5 @@
 import PluginAPI
+import PluginSupport
 
 // WANDA (Sun, Liu, Bair & Kolter 2023, "A Simple and Effective Pruning Approach for Large Language
 // Models"): the importance of W_ij is |W_ij| * ||X_j||_2, where ||X_j||_2 is the L2 norm of input
