@@ -53,6 +53,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("full-last-layer"),
           help: "Inference: run the last layer for every token, not only for the [CLS] rows the head reads.")
     var fullLastLayer = false
+    @Option(name: .customLong("intermediate_size"),
+            help: "Override the shape's feed-forward width, e.g. half of it to time a model whose FFN neurons were pruned structurally.")
+    var intermediateSize: Int?
 
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1, not \(batch)") }
@@ -63,11 +66,12 @@ struct BenchCommand: ParsableCommand {
         if warmup < 0 { throw ValidationError("--warmup cannot be negative") }
         if iterations < 1 { throw ValidationError("--iterations must be at least 1, not \(iterations)") }
         if quant != nil, mode != .infer { throw ValidationError("--quant times inference only; add --mode infer") }
+        if let intermediateSize, intermediateSize < 1 { throw ValidationError("--intermediate_size must be at least 1, not \(intermediateSize)") }
     }
 
     struct Result: Encodable {
         let mode: String, shape: String
-        let batch, seq, threads: Int
+        let batch, seq, threads, intermediate_size: Int
         let median_ms, min_ms: Double
         let iterations, params: Int
         /// Inference ran the last layer for the [CLS] rows only (`headRowsOnlyInInference`).
@@ -78,7 +82,8 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         sk_set_threads(Int32(threads))
-        let encoder = shape.encoder
+        var encoder = shape.encoder
+        if let intermediateSize { encoder.intermediateSize = intermediateSize }
         let model = SequenceClassifier(shape: encoder, head: .huggingFace(for: encoder.modelType), numLabels: 1)
         model.initializeRandomly(seed: 42)
         model.frozenEncoder = freezeBase
@@ -130,7 +135,7 @@ struct BenchCommand: ParsableCommand {
         let median = timings.count % 2 == 1 ? timings[timings.count / 2]
             : (timings[timings.count / 2 - 1] + timings[timings.count / 2]) / 2
         let result = Result(mode: mode.rawValue, shape: shape.rawValue, batch: batch, seq: seq, threads: threads,
-                            median_ms: (median * 100).rounded() / 100, min_ms: (timings[0] * 100).rounded() / 100,
+                            intermediate_size: encoder.intermediateSize, median_ms: (median * 100).rounded() / 100, min_ms: (timings[0] * 100).rounded() / 100,
                             iterations: iterations, params: model.store.count,
                             head_rows_only: mode == .infer && !fullLastLayer && quant == nil,
                             peak_rss_mb: Self.peakResidentMegabytes(), quant: quant)
