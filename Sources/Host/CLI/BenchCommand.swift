@@ -137,7 +137,7 @@ struct BenchCommand: ParsableCommand {
         let result = Result(mode: mode.rawValue, shape: shape.rawValue, batch: batch, seq: seq, threads: threads,
                             intermediate_size: encoder.intermediateSize, median_ms: (median * 100).rounded() / 100, min_ms: (timings[0] * 100).rounded() / 100,
                             iterations: iterations, params: model.store.count,
-                            head_rows_only: mode == .infer && !fullLastLayer && quant == nil,
+                            head_rows_only: mode == .infer && !fullLastLayer,
                             peak_rss_mb: Self.peakResidentMegabytes(), quant: quant)
         let encoderJSON = JSONEncoder()
         encoderJSON.outputFormatting = [.sortedKeys]

@@ -6,6 +6,11 @@
 /// (`bert.encoder.layer.0.attention.self.query`). Query, key and value share one input and run as one
 /// fused product, so they arrive together: `layers` is `[query, key, value]` there, one name elsewhere.
 protocol LinearLayerHook: AnyObject {
+    /// Whether the hook must see every token's row in every layer. An observer (calibration) does: it
+    /// gathers statistics over all tokens. A hook that only replaces products row by row does not, so
+    /// the model may keep its [CLS]-only last layer (`headRowsOnlyInInference`) with it.
+    var needsEveryRow: Bool { get }
+
     /// input: (rows, inFeatures), the activations entering `layers`.
     func observe(layers: [String], input: UnsafePointer<Float>, rows: Int, inFeatures: Int)
 
@@ -15,4 +20,8 @@ protocol LinearLayerHook: AnyObject {
     /// bias is added by the GELU kernel afterwards, so it is called with `includeBias` false.
     func replace(layers: [String], input: UnsafePointer<Float>, rows: Int, inFeatures: Int,
                  output: UnsafeMutablePointer<Float>, outFeatures: Int, includeBias: Bool) -> Bool
+}
+
+extension LinearLayerHook {
+    var needsEveryRow: Bool { true }
 }

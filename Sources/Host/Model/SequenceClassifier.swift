@@ -41,7 +41,7 @@ final class SequenceClassifier {
     /// Observes or replaces the encoder's linear layers in inference forwards (calibration, quantization).
     var linearHook: LinearLayerHook?
     /// Inference forwards compute the last layer only for the rows the head reads: when the head pools
-    /// [CLS] (every Hugging Face head) and no `linearHook` is set, the last layer needs keys and values of
+    /// [CLS] (every Hugging Face head) and no `linearHook` needs every row, the last layer needs keys and values of
     /// every token but its query, attention output, feed-forward and LayerNorms only for the B [CLS] rows,
     /// which skips about 5/6 of that layer. The logits are the same; what is lost is the full last hidden
     /// state (`hiddenState(L)`) and the last layer's attention probabilities, and `backward` after such a
@@ -202,7 +202,7 @@ final class SequenceClassifier {
 
         // Hooks see inference only: training always runs the float layers it differentiates.
         let hook = training ? nil : linearHook
-        let headRowsOnly = !training && headRowsOnlyInInference && effectivePooling == .cls && hook == nil && L > 0
+        let headRowsOnly = !training && headRowsOnlyInInference && effectivePooling == .cls && !(hook?.needsEveryRow ?? false) && L > 0
         var layers: [LayerBuffers] = []
         layers.reserveCapacity(L)
         for l in 0..<(headRowsOnly ? L - 1 : L) {
@@ -247,7 +247,7 @@ final class SequenceClassifier {
                                        norm2Mean: norm2Mean, norm2Rstd: norm2Rstd))
         }
 
-        if headRowsOnly { hidden.append(lastLayerForHeadRows(x: hidden[L - 1], keyMask: keyMask, batch: B, length: T)) }
+        if headRowsOnly { hidden.append(lastLayerForHeadRows(hook, x: hidden[L - 1], keyMask: keyMask, batch: B, length: T)) }
 
         // Head: pooled (B, H) -> Linear(H, D) -> tanh | ReLU -> dropout -> Linear(D, labels).
         let pooled = floats.take(B * H)
@@ -281,44 +281,63 @@ final class SequenceClassifier {
 
     /// The last encoder layer for the [CLS] rows only (see `headRowsOnlyInInference`); x (N, H) is the
     /// previous layer's output. Returns the layer's output rows of the B [CLS] tokens, (B, H).
-    private func lastLayerForHeadRows(x: UnsafePointer<Float>, keyMask: UnsafePointer<Float>, batch B: Int, length T: Int) -> FloatPointer {
+    private func lastLayerForHeadRows(_ hook: LinearLayerHook?, x: UnsafePointer<Float>, keyMask: UnsafePointer<Float>,
+                                      batch B: Int, length T: Int) -> FloatPointer {
         let H = shape.hiddenSize, I = shape.intermediateSize, N = B * T, nh = shape.heads, dh = shape.headSize
-        let p = layerOffsets[shape.layers - 1], eps = shape.layerNormEps
-        // kv (N, 2H) = x @ [Wk; Wv]^T + [bk; bv]: every token is a key and a value.
-        let kv = floats.take(N * 2 * H)
-        LinearLayer.forward(out: kv, inp: x, weight: value(p.qkvWeight) + H * H, bias: value(p.qkvBias) + H,
-                            rows: N, inFeatures: H, outFeatures: 2 * H)
-        // cls (B, H): the [CLS] row of each sequence; q (B, H) = cls @ Wq^T + bq.
+        let p = layerOffsets[shape.layers - 1], eps = shape.layerNormEps, ln = names.layers[shape.layers - 1]
+        // cls (B, H): the [CLS] row of each sequence.
         let cls = floats.take(B * H)
         for b in 0..<B { (cls + b * H).update(from: x + b * T * H, count: H) }
         let q = floats.take(B * H)
-        LinearLayer.forward(out: q, inp: cls, weight: value(p.qkvWeight), bias: value(p.qkvBias), rows: B, inFeatures: H, outFeatures: H)
+        // kv: keys and values of every token, row stride kvStride (values at + H).
+        let kv: UnsafePointer<Float>, kvStride: Int
+        if let hook {
+            // The hook's layer is the fused query/key/value one: run it on every row, qkv (N, 3H), and take
+            // the [CLS] queries from it. The extra queries cost 1/3 of this product; the rest of the layer
+            // still runs on B rows only.
+            let qkv = floats.take(N * 3 * H)
+            encoderLinear(hook, [ln.query, ln.key, ln.value], out: qkv, inp: x, weight: value(p.qkvWeight), bias: value(p.qkvBias),
+                          rows: N, inFeatures: H, outFeatures: 3 * H)
+            for b in 0..<B { (q + b * H).update(from: qkv + b * T * 3 * H, count: H) }
+            kv = UnsafePointer(qkv + H)
+            kvStride = 3 * H
+        } else {
+            // kv (N, 2H) = x @ [Wk; Wv]^T + [bk; bv]; q (B, H) = cls @ Wq^T + bq.
+            let keysValues = floats.take(N * 2 * H)
+            LinearLayer.forward(out: keysValues, inp: x, weight: value(p.qkvWeight) + H * H, bias: value(p.qkvBias) + H,
+                                rows: N, inFeatures: H, outFeatures: 2 * H)
+            LinearLayer.forward(out: q, inp: cls, weight: value(p.qkvWeight), bias: value(p.qkvBias), rows: B, inFeatures: H, outFeatures: H)
+            kv = UnsafePointer(keysValues)
+            kvStride = 2 * H
+        }
         // Per sequence and head: scores (1, T) = scale * q K^T, masked softmax, context (1, dh) = probs @ V.
         let scores = floats.take(B * nh * T), context = floats.take(B * H)
         let scale = 1 / Float(dh).squareRoot()
         for b in 0..<B {
-            let keys = kv + b * T * 2 * H, values = keys + H, probs = scores + b * nh * T
+            let keys = kv + b * T * kvStride, values = keys + H, probs = scores + b * nh * T
             for h in 0..<nh {
-                gemm(false, true, m: 1, n: T, k: dh, alpha: scale, q + b * H + h * dh, lda: H, keys + h * dh, ldb: 2 * H,
+                gemm(false, true, m: 1, n: T, k: dh, alpha: scale, q + b * H + h * dh, lda: H, keys + h * dh, ldb: kvStride,
                      beta: 0, probs + h * T, ldc: T)
             }
             sk_masked_softmax_rows(probs, probs, keyMask + b * T, nh, Int32(T))
             for h in 0..<nh {
-                gemm(false, false, m: 1, n: dh, k: T, probs + h * T, lda: T, values + h * dh, ldb: 2 * H,
+                gemm(false, false, m: 1, n: dh, k: T, probs + h * T, lda: T, values + h * dh, ldb: kvStride,
                      beta: 0, context + b * H + h * dh, ldc: H)
             }
         }
         // The rest of the layer as in `forward`, on B rows: projection + residual, LN1, FFN + residual, LN2.
         let residual1 = floats.take(B * H)
-        LinearLayer.forward(out: residual1, inp: context, weight: value(p.outWeight), bias: value(p.outBias), rows: B, inFeatures: H, outFeatures: H)
+        encoderLinear(hook, [ln.attentionOutput], out: residual1, inp: context, weight: value(p.outWeight), bias: value(p.outBias),
+                      rows: B, inFeatures: H, outFeatures: H)
         sk_add(residual1, residual1, cls, B * H)
         let norm1 = floats.take(B * H), norm1Mean = floats.take(B), norm1Rstd = floats.take(B)
         sk_layernorm_forward(norm1, norm1Mean, norm1Rstd, residual1, value(p.norm1Weight), value(p.norm1Bias), Int32(B), Int32(H), eps)
         let ffnPre = floats.take(B * I), ffnAct = floats.take(B * I)
-        LinearLayer.forward(out: ffnPre, inp: norm1, weight: value(p.ffnInWeight), bias: nil, rows: B, inFeatures: H, outFeatures: I)
+        encoderLinear(hook, [ln.ffnIn], out: ffnPre, inp: norm1, weight: value(p.ffnInWeight), bias: nil, rows: B, inFeatures: H, outFeatures: I)
         sk_bias_gelu_forward(ffnAct, ffnPre, value(p.ffnInBias), Int32(B), Int32(I))
         let residual2 = floats.take(B * H)
-        LinearLayer.forward(out: residual2, inp: ffnAct, weight: value(p.ffnOutWeight), bias: value(p.ffnOutBias), rows: B, inFeatures: I, outFeatures: H)
+        encoderLinear(hook, [ln.ffnOut], out: residual2, inp: ffnAct, weight: value(p.ffnOutWeight), bias: value(p.ffnOutBias),
+                      rows: B, inFeatures: I, outFeatures: H)
         sk_add(residual2, residual2, norm1, B * H)
         let out = floats.take(B * H), norm2Mean = floats.take(B), norm2Rstd = floats.take(B)
         sk_layernorm_forward(out, norm2Mean, norm2Rstd, residual2, value(p.norm2Weight), value(p.norm2Bias), Int32(B), Int32(H), eps)

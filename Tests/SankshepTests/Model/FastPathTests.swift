@@ -95,6 +95,33 @@ struct FastPathTests {
         #expect(counter.rows.values.allSatisfy { $0 == 12 }, "\(counter.rows)")
     }
 
+    /// Counts rows like `RowCounter` but, like the quantized layers, works row by row.
+    final class RowwiseCounter: LinearLayerHook {
+        var rows: [String: Int] = [:]
+        var needsEveryRow: Bool { false }
+        func observe(layers: [String], input: UnsafePointer<Float>, rows: Int, inFeatures: Int) { self.rows[layers[0]] = rows }
+        func replace(layers: [String], input: UnsafePointer<Float>, rows: Int, inFeatures: Int,
+                     output: UnsafeMutablePointer<Float>, outFeatures: Int, includeBias: Bool) -> Bool { false }
+    }
+
+    @Test("a row-by-row hook keeps [CLS]-only inference: the last layer's later products see B rows, logits unchanged",
+          arguments: [("bert", GradientCheckTests.tinyBert, ClassifierHead.bertPooler),
+                      ("distilbert", GradientCheckTests.tinyDistil, ClassifierHead.distilbert)])
+    func rowwiseHookKeepsHeadRowsOnly(name: String, shape: EncoderShape, head: ClassifierHead) throws {
+        let model = Self.model(shape, head: head)
+        let ids = GradientCheckTests.ids, mask = GradientCheckTests.mask
+        let full = try model.forward(inputIds: ids, attentionMask: mask, batch: 2, length: 6, training: false)
+        model.headRowsOnlyInInference = true
+        let counter = RowwiseCounter()
+        model.linearHook = counter
+        let fast = try model.forward(inputIds: ids, attentionMask: mask, batch: 2, length: 6, training: false)
+        #expect(ModelFixture.maxAbsDifference(full, fast) <= 1e-5, "\(name): \(full) vs \(fast)")
+        let last = model.names.layers[shape.layers - 1], first = model.names.layers[0]
+        #expect(counter.rows[last.query] == 12, "query/key/value run on every token (keys and values)")
+        for layer in [last.attentionOutput, last.ffnIn, last.ffnOut] { #expect(counter.rows[layer] == 2, "\(layer)") }
+        for layer in [first.query, first.attentionOutput, first.ffnIn, first.ffnOut] { #expect(counter.rows[layer] == 12, "\(layer)") }
+    }
+
     @Test("mean and max pooling ignore the [CLS]-only setting: the seed head reads every token")
     func poolingReadsEveryToken() throws {
         let model = Self.model(GradientCheckTests.tinyBert, head: .seedMLP(hidden: 5))

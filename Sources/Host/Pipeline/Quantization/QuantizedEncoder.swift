@@ -72,6 +72,10 @@ final class QuantizedLinearHook: LinearLayerHook {
         byKey = Dictionary(weights.filter { $0.record.role == .linear }.map { ($0.record.hookKey, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
+    /// Each output row depends only on its input row (activation scales are per row or static), so the
+    /// model's [CLS]-only last layer gives the same logits through this hook.
+    var needsEveryRow: Bool { false }
+
     func observe(layers: [String], input: UnsafePointer<Float>, rows: Int, inFeatures: Int) {}
 
     func replace(layers: [String], input: UnsafePointer<Float>, rows: Int, inFeatures: Int,
