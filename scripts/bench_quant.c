@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
     int shapes[][3] = {{1, 768, 768}, {1, 768, 3072}, {32, 768, 768}, {32, 768, 3072}, {32, 3072, 768}, {1024, 768, 3072}};
     int group = argc > 1 ? atoi(argv[1]) : 32;
     const char *only = argc > 2 ? argv[2] : NULL;
-    printf("avx2: %d, int4 group %d\n", sk_quant_uses_avx2(), group);
+    printf("best kernels: %s, int4 group %d\n", sk_quant_kernel_name(sk_quant_max_kernel_level()), group);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         problem p = {.M = shapes[s][0], .K = shapes[s][1], .N = shapes[s][2], .group = group};
         int M = p.M, N = p.N, K = p.K, Kp = sk_int8_padded_k(K);
@@ -104,10 +104,16 @@ int main(int argc, char **argv) {
             sk_set_threads(threads);
             for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
                 if (only && strcmp(only, kernels[k].name) != 0) continue;
-                double cpu, seconds = best_seconds(kernels[k].fn, &p, &cpu);
-                printf("%-6s M=%-5d K=%-5d N=%-5d threads=%d  wall %9.1f us %7.1f GFLOP/s   cpu %9.1f us %7.1f GFLOP/s\n",
-                       kernels[k].name, M, K, N, threads, seconds * 1e6, 2.0 * M * N * K / seconds * 1e-9,
-                       cpu * 1e6, 2.0 * M * N * K / cpu * 1e-9);
+                // Every SIMD level the CPU has (the portable one is for correctness, not speed).
+                for (int level = sk_quant_max_kernel_level(); level >= SK_KERNELS_AVX2; level--) {
+                    if (k == 0 && level != sk_quant_max_kernel_level()) continue;   // sgemm: OpenBLAS's own choice
+                    sk_quant_set_kernel_level(level);
+                    double cpu, seconds = best_seconds(kernels[k].fn, &p, &cpu);
+                    printf("%-6s %-11s M=%-5d K=%-5d N=%-5d threads=%d  wall %9.1f us %7.1f GFLOP/s   cpu %9.1f us %7.1f GFLOP/s\n",
+                           kernels[k].name, k == 0 ? "openblas" : sk_quant_kernel_name(level), M, K, N, threads,
+                           seconds * 1e6, 2.0 * M * N * K / seconds * 1e-9, cpu * 1e6, 2.0 * M * N * K / cpu * 1e-9);
+                }
+                sk_quant_set_kernel_level(-1);
             }
         }
         free(p.x); free(p.W); free(p.bias); free(p.y); free(p.xq); free(p.row_scales); free(p.group_sums); free(p.channel_scales4);

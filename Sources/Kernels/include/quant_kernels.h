@@ -25,11 +25,32 @@
 extern "C" {
 #endif
 
-/// True when the AVX2 + FMA + F16C kernels are in use on this machine.
+/// The instruction sets the quantized kernels can run with, each level including the ones below.
+/// Every level reads the same packed weights and gives bit-identical outputs.
+typedef enum {
+    SK_KERNELS_PORTABLE = 0,       // plain C
+    SK_KERNELS_AVX2 = 1,           // AVX2 + FMA + F16C: vpmaddubsw / vpmaddwd
+    SK_KERNELS_AVX512_VNNI = 2,    // AVX-512 F/BW + VNNI: vpdpbusd on 16 channels (INT8 and INT4)
+} sk_kernel_level;
+
+/// The best level this CPU (and OS) supports.
+int sk_quant_max_kernel_level(void);
+
+/// The level in use: the best one, capped by SANKSHEP_NO_AVX512=1 (AVX2) or SANKSHEP_NO_SIMD=1
+/// (portable), unless sk_quant_set_kernel_level chose another.
+int sk_quant_kernel_level(void);
+
+/// Tests and benchmarks: run with `level` (capped at what the CPU supports); -1 goes back to
+/// detection and the environment. Not to be called while kernels run on other threads.
+void sk_quant_set_kernel_level(int level);
+
+/// "portable", "avx2", "avx512-vnni".
+const char *sk_quant_kernel_name(int level);
+
+/// True when the level in use is AVX2 or above.
 bool sk_quant_uses_avx2(void);
 
-/// Tests and benchmarks: false forces the portable kernels; true goes back to detecting the CPU
-/// (and honouring SANKSHEP_NO_SIMD). Not to be called while kernels run on other threads.
+/// false: sk_quant_set_kernel_level(SK_KERNELS_PORTABLE); true: sk_quant_set_kernel_level(-1).
 void sk_quant_set_simd(bool enabled);
 
 /// Sets how many threads the quantized kernels' loops use (sk_get_threads()) while leaving OpenBLAS's
@@ -51,7 +72,7 @@ void sk_half_to_float(const uint16_t *h, float *x, size_t n);
 // Activations: symmetric per row, scale_m = max|x[m, :]| / 127 (dynamic) or a fixed calibrated scale
 // (static), q in [-127, 127]; the kernel also accepts -128 in activations.
 // y[m, n] = scale_m · scale_n · Σ_k xq[m, k] · Wq[n, k] + b[n], the sum exact in int32
-// (|Σ| ≤ K · 128 · 127 fits int32 for K < 132,000).
+// (|Σ| ≤ K · 128 · 127 fits int32 for K < 132,000; every path gives the same bits).
 
 /// Row stride of quantized activations: K rounded up to 32. Bytes past K in each row are zero.
 int sk_int8_padded_k(int K);
@@ -68,8 +89,9 @@ size_t sk_int8_packed_bytes(int N, int K);
 /// Bytes one quantized INT8 linear layer uses at run time: packed weights plus scales.
 size_t sk_int8_weights_bytes(int N, int K);
 
-/// Wq (N, K) -> packed (sk_int8_packed_bytes(N, K) bytes): panels of 2 output channels, each
-/// panel K/32 chunks of 2 × 32 bytes, K and N padded with zeros.
+/// Wq (N, K) -> packed (sk_int8_packed_bytes(N, K) bytes): panels of 16 output channels, each
+/// panel sk_int8_padded_k(K)/4 steps of 16 × 4 bytes (channel c's four inputs at 4c), every byte
+/// stored as w + 128; K and N padded with weight 0 (byte 128). int8.c says why.
 void sk_pack_weights_int8(const int8_t *Wq, int N, int K, int8_t *packed);
 
 /// packed -> Wq (N, K): the inverse of sk_pack_weights_int8 (a layer keeps only the packed copy and

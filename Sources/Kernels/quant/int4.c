@@ -17,14 +17,24 @@
 // and the group sums of x are made once per row when the activations are quantized
 // (sk_int4_activation_sums), so the correction is one short int16 dot product per output.
 //
-// Exactness: |u·x0 + u·x1| <= 2·15·128 = 3840 fits int16 (no vpmaddubsw saturation); times |s| <= 127
-// fits int32; the whole sum is at most K·15·128·127, inside int32 for K <= 8192 (checked by
-// sk_int4_shape_ok). So the fast and reference kernels agree bit for bit.
+// Exactness: |u·x0 + u·x1| <= 2·15·128 = 3840 fits int16 (no vpmaddubsw saturation; vpdpbusd has no
+// intermediate rounding at all); a group's Σ (u - 8)·x times |s| <= 127 fits int32; the whole sum is at
+// most K·15·128·127, inside int32 for K <= 8192 (checked by sk_int4_shape_ok). So every path and the
+// reference kernel agree bit for bit.
 //
-// Packed run-time layout: output channels in pairs; for each 32-input chunk the pair's 32 bytes hold
-// channel 2p's codes in the low nibbles and channel 2p+1's in the high nibbles, input i at byte i,
-// so one load and three instructions give both channels' 32 codes in input order. After all panels,
-// the group scales widened to int16, one row of Gp (groups rounded up to 16) per channel, zero-padded.
+// Packed run-time layout (one for every path). Output channels in panels of Q4_NR = 16 (the int32
+// lanes of a zmm), inputs in steps of 4 (the bytes one lane sums). For each pair of steps (8 inputs)
+// a panel holds 64 bytes: byte 4c + i has channel c's code for input 8t + i in its low nibble and for
+// input 8t + 4 + i in its high nibble. So one 64-byte load and three instructions (and, shift, and)
+// give two steps of codes for 16 channels, ready for vpdpbusd (or, as two 32-byte halves of 8 channels,
+// for vpmaddubsw). Padding channels hold code 8 (weight 0). After all panels: the group scales s as
+// int8, for each panel and group the 16 channels' scales (padding channels 0).
+//
+// AVX-512 VNNI: a group's sum starts at -8 · (Σ x over the group) (the offset, broadcast per row),
+// collects vpdpbusd(u, x) over the group's steps, and is multiplied by the channels' s (vpmulld) into
+// the row's total. AVX2: vpmaddubsw(u, x) pair sums of two steps added in int16, then vpmaddwd by the
+// channels' s (each duplicated to a pair) widens them to int32 with the scale applied, and the offset
+// leaves as 8 · s · (Σ x over the group) once per group.
 #include "quant_common.h"
 #include "quant_kernels.h"
 #include "parallel.h"
@@ -34,10 +44,12 @@
 #pragma STDC FP_CONTRACT OFF
 
 enum {
-    Q4_CHUNK = 32,
+    Q4_STEP = 4,                // inputs per int32 lane
+    Q4_PAIR_INPUTS = 8,         // inputs per 64-byte panel step: two steps, low and high nibbles
+    Q4_PAIR_BYTES = 64,
     Q4_MR = 4,                  // rows of x per register tile
-    Q4_NR = 2,                  // channels per panel (low and high nibbles)
-    Q4_GROUP_PAD = 16,          // int16 group scales / sums per ymm
+    Q4_NR = 16,                 // channels per panel
+    Q4_GROUP_PAD = 16,          // the activation group sums' row length is a multiple of this
     Q4_MAX_K = 8192,            // keeps K·15·128·127 inside int32
     Q4_X_BLOCK_BYTES = 96 * 1024,
     Q4_PARALLEL_MACS = 1 << 20,
@@ -51,16 +63,16 @@ int sk_int4_padded_groups(int K, int group) { return sk_round_up(K / group, Q4_G
 
 size_t sk_int4_codes_bytes(int N, int K) { return (size_t)N * (size_t)K / 2; }
 
-static int pairs_of(int N) { return (N + Q4_NR - 1) / Q4_NR; }
+static int panels_of(int N) { return (N + Q4_NR - 1) / Q4_NR; }
+
+static size_t panel_code_bytes(int K) { return (size_t)(K / Q4_PAIR_INPUTS) * Q4_PAIR_BYTES; }
 
 size_t sk_int4_packed_bytes(int N, int K, int group) {
-    size_t panels = (size_t)pairs_of(N) * (size_t)K;
-    size_t scales = (size_t)pairs_of(N) * Q4_NR * (size_t)sk_int4_padded_groups(K, group) * sizeof(int16_t);
-    return panels + scales;
+    return (size_t)panels_of(N) * (panel_code_bytes(K) + (size_t)(K / group) * Q4_NR);
 }
 
-static const int16_t *packed_scales(const void *packed, int N, int K) {
-    return (const int16_t *)((const uint8_t *)packed + (size_t)pairs_of(N) * K);
+static const int8_t *packed_scales(const void *packed, int N, int K) {
+    return (const int8_t *)((const uint8_t *)packed + (size_t)panels_of(N) * panel_code_bytes(K));
 }
 
 // ---------------------------------------------------------------- storage layout
@@ -117,33 +129,46 @@ void sk_dequantize_weights_int4(const uint8_t *codes, const int8_t *group_scales
         }
 }
 
+// Byte of code (n, k) inside the packed layout, and the nibble (0 low, 4 high) it sits in.
+static inline size_t packed_code_index(int K, int n, int k, int *shift) {
+    int t = k / Q4_PAIR_INPUTS, within = k % Q4_PAIR_INPUTS;
+    *shift = within < Q4_STEP ? 0 : 4;
+    return (size_t)(n / Q4_NR) * panel_code_bytes(K) + (size_t)t * Q4_PAIR_BYTES + (size_t)(n % Q4_NR) * Q4_STEP
+         + (size_t)(within % Q4_STEP);
+}
+
 void sk_pack_weights_int4(const uint8_t *codes, const int8_t *group_scales, int N, int K, int group, void *packed) {
-    int groups = K / group, Gp = sk_int4_padded_groups(K, group), pairs = pairs_of(N);
-    uint8_t *panels = packed;
-    for (int p = 0; p < pairs; p++) {
+    int groups = K / group, panels = panels_of(N);
+    uint8_t *bytes = packed;
+    memset(bytes, 0x88, (size_t)panels * panel_code_bytes(K));   // padding channels: code 8, weight 0
+    for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) {
-            int low = storage_code(codes, K, Q4_NR * p, k);
-            int high = Q4_NR * p + 1 < N ? storage_code(codes, K, Q4_NR * p + 1, k) : 8;   // padding: weight 0
-            panels[(size_t)p * K + k] = (uint8_t)(low | (high << 4));
+            int shift;
+            uint8_t *byte = bytes + packed_code_index(K, n, k, &shift);
+            *byte = (uint8_t)((*byte & ~(0x0f << shift)) | (storage_code(codes, K, n, k) << shift));
         }
-    }
-    int16_t *scales = (int16_t *)(panels + (size_t)pairs * K);
-    for (int n = 0; n < pairs * Q4_NR; n++)
-        for (int g = 0; g < Gp; g++)
-            scales[(size_t)n * Gp + g] = (n < N && g < groups) ? group_scales[(size_t)n * groups + g] : 0;
+    int8_t *scales = (int8_t *)packed_scales(packed, N, K);
+    for (int p = 0; p < panels; p++)
+        for (int g = 0; g < groups; g++)
+            for (int c = 0; c < Q4_NR; c++) {
+                int n = p * Q4_NR + c;
+                scales[((size_t)p * groups + g) * Q4_NR + c] = n < N ? group_scales[(size_t)n * groups + g] : 0;
+            }
 }
 
 void sk_unpack_weights_int4(const void *packed, int N, int K, int group, uint8_t *codes, int8_t *group_scales) {
-    int groups = K / group, Gp = sk_int4_padded_groups(K, group);
-    const uint8_t *panels = packed;
-    const int16_t *scales = packed_scales(packed, N, K);
+    int groups = K / group;
+    const uint8_t *bytes = packed;
+    const int8_t *scales = packed_scales(packed, N, K);
+    memset(codes, 0, sk_int4_codes_bytes(N, K));
     for (int n = 0; n < N; n++) {
-        for (int k = 0; k < K; k += 2) {
-            uint8_t a = panels[(size_t)(n / Q4_NR) * K + k], b = panels[(size_t)(n / Q4_NR) * K + k + 1];
-            int shift = (n % Q4_NR) * 4;
-            codes[(size_t)n * (K / 2) + k / 2] = (uint8_t)(((a >> shift) & 0x0f) | (((b >> shift) & 0x0f) << 4));
+        for (int k = 0; k < K; k++) {
+            int shift;
+            int code = (bytes[packed_code_index(K, n, k, &shift)] >> shift) & 0x0f;
+            codes[(size_t)n * (K / 2) + k / 2] |= (uint8_t)(k % 2 == 0 ? code : code << 4);
         }
-        for (int g = 0; g < groups; g++) group_scales[(size_t)n * groups + g] = (int8_t)scales[(size_t)n * Gp + g];
+        for (int g = 0; g < groups; g++)
+            group_scales[(size_t)n * groups + g] = scales[((size_t)(n / Q4_NR) * groups + g) * Q4_NR + n % Q4_NR];
     }
 }
 
@@ -177,22 +202,31 @@ void sk_linear_int4_reference(const int8_t *xq, const float *row_scales, int M, 
     }
 }
 
-// ---------------------------------------------------------------- fast kernel
+// ---------------------------------------------------------------- fast kernels
 
 typedef struct {
     const int8_t *xq;              // (M, K)
     const float *row_scales;       // (M)
     const int16_t *sums;           // (M, Gp)
-    int M, K, group, Gp;
-    const uint8_t *panels;         // (pairs, K)
-    const int16_t *scales;         // (2 · pairs, Gp)
+    int M, K, group, groups, Gp;
+    const uint8_t *codes;          // panels of Q4_NR channels
+    const int8_t *scales;          // (panels, groups, Q4_NR)
     const float *channel_scales, *bias;
     int N;
     float *y;                      // (M, N)
-    bool avx2;
+    int level;                     // sk_quant_kernel_level() when the call began
 } int4_job;
 
-static inline void store_tile(const int4_job *job, int m, int mr, int n0, int32_t sums[Q4_MR][Q4_NR]) {
+static inline const uint8_t *panel_codes(const int4_job *job, int p) {
+    return job->codes + (size_t)p * panel_code_bytes(job->K);
+}
+
+static inline const int8_t *panel_group_scales(const int4_job *job, int p, int g) {
+    return job->scales + ((size_t)p * job->groups + g) * Q4_NR;
+}
+
+// Writes one panel's exact sums for `mr` rows (only the real channels); AVX2 and portable share it.
+static inline void store_panel(const int4_job *job, int m, int mr, int n0, int32_t sums[][Q4_NR]) {
     int valid = job->N - n0 < Q4_NR ? job->N - n0 : Q4_NR;
     for (int r = 0; r < mr; r++) {
         float *out = job->y + (size_t)(m + r) * job->N + n0;
@@ -203,128 +237,196 @@ static inline void store_tile(const int4_job *job, int m, int mr, int n0, int32_
     }
 }
 
-// Portable tile: the same integer sums, from the packed layout, in plain loops.
-static void tile_portable(const int4_job *job, int m, int mr, int p, int32_t sums[Q4_MR][Q4_NR]) {
-    const uint8_t *panel = job->panels + (size_t)p * job->K;
-    for (int r = 0; r < mr; r++) {
-        const int8_t *x = job->xq + (size_t)(m + r) * job->K;
-        const int16_t *sx = job->sums + (size_t)(m + r) * job->Gp;
-        for (int c = 0; c < Q4_NR; c++) {
-            const int16_t *s = job->scales + (size_t)(Q4_NR * p + c) * job->Gp;
-            int32_t sum = 0;
-            for (int g = 0; g < job->K / job->group; g++) {
+// Portable: up to Q4_MR rows times one panel, in plain loops over the packed layout.
+static void panel_portable(const int4_job *job, int m, int mr, int p) {
+    const uint8_t *codes = panel_codes(job, p);
+    int32_t sums[Q4_MR][Q4_NR] = {{0}};
+    for (int g = 0; g < job->groups; g++) {
+        const int8_t *s = panel_group_scales(job, p, g);
+        for (int r = 0; r < mr; r++) {
+            const int8_t *x = job->xq + (size_t)(m + r) * job->K;
+            for (int c = 0; c < Q4_NR; c++) {
                 int32_t dot = 0;
-                for (int i = 0; i < job->group; i++) {
-                    int k = g * job->group + i;
-                    dot += ((panel[k] >> (4 * c)) & 0x0f) * (int32_t)x[k];
+                for (int k = g * job->group; k < (g + 1) * job->group; k++) {
+                    int t = k / Q4_PAIR_INPUTS, within = k % Q4_PAIR_INPUTS;
+                    uint8_t byte = codes[(size_t)t * Q4_PAIR_BYTES + c * Q4_STEP + within % Q4_STEP];
+                    int u = within < Q4_STEP ? byte & 0x0f : byte >> 4;
+                    dot += (u - 8) * (int32_t)x[k];
                 }
-                sum += s[g] * (dot - 8 * sx[g]);
+                sums[r][c] += s[c] * dot;
             }
-            sums[r][c] = sum;
         }
     }
+    store_panel(job, m, mr, p * Q4_NR, sums);
+}
+
+static void panels_portable(const int4_job *job, int m0, int m1, int p0, int p1) {
+    for (int p = p0; p < p1; p++)
+        for (int m = m0; m < m1; m += Q4_MR)
+            panel_portable(job, m, m1 - m < Q4_MR ? m1 - m : Q4_MR, p);
 }
 
 #if SK_X86
-SK_INLINE SK_TARGET_AVX2 int32_t hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
+static inline int32_t load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, sizeof v); return v; }
 
-// `mr` rows of x times channel pair p. `chunks_per_group` (G / 32) and `mr` are constants at every
-// call site, so the chunk loop unrolls and the tile stays in registers.
-SK_INLINE SK_TARGET_AVX2 void tile_avx2(const int4_job *job, int m, int mr, int p, int chunks_per_group,
-                                        int32_t sums[Q4_MR][Q4_NR]) {
-    const int K = job->K, group = chunks_per_group * Q4_CHUNK, groups = K / group, Gp = job->Gp;
-    const uint8_t *panel = job->panels + (size_t)p * K;
-    const int16_t *scale_low = job->scales + (size_t)(Q4_NR * p) * Gp, *scale_high = scale_low + Gp;
-    const int8_t *x = job->xq + (size_t)m * K;
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
-    __m256i acc[Q4_MR][Q4_NR];
+// AVX2: `mr` rows times one panel as two ymm halves of 8 channels (see the top comment).
+SK_INLINE SK_TARGET_AVX2 void panel_avx2(const int4_job *job, int m, int mr, int p, int pairs_per_group) {
+    const uint8_t *codes = panel_codes(job, p);
+    const int8_t *x = job->xq + (size_t)m * job->K;
+    const __m256i nibble = _mm256_set1_epi8(0x0f);
+    __m256i acc[Q4_MR][2];
     for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-    for (int g = 0; g < groups; g++) {
-        const __m256i s0 = _mm256_set1_epi16(scale_low[g]), s1 = _mm256_set1_epi16(scale_high[g]);
-        for (int j = 0; j < chunks_per_group; j++) {
-            const int k = g * group + j * Q4_CHUNK;
-            __m256i bytes = _mm256_loadu_si256((const __m256i *)(panel + k));
-            __m256i u0 = _mm256_and_si256(bytes, low_nibbles);                      // channel 2p
-            __m256i u1 = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles); // channel 2p + 1
+    for (int g = 0; g < job->groups; g++) {
+        // The 16 channels' s as int16, each duplicated to the pair vpmaddwd multiplies.
+        __m256i s = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)panel_group_scales(job, p, g)));
+        __m256i low = _mm256_unpacklo_epi16(s, s), high = _mm256_unpackhi_epi16(s, s);
+        __m256i scale[2] = {_mm256_permute2x128_si256(low, high, 0x20), _mm256_permute2x128_si256(low, high, 0x31)};
+        for (int t = g * pairs_per_group; t < (g + 1) * pairs_per_group; t++) {
+            const uint8_t *step = codes + (size_t)t * Q4_PAIR_BYTES;
+            __m256i u_first[2], u_second[2];
+            for (int h = 0; h < 2; h++) {
+                __m256i bytes = _mm256_loadu_si256((const __m256i *)(step + 32 * h));
+                u_first[h] = _mm256_and_si256(bytes, nibble);                        // inputs 8t .. 8t+3
+                u_second[h] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble); // inputs 8t+4 .. 8t+7
+            }
             for (int r = 0; r < mr; r++) {
-                __m256i xr = _mm256_loadu_si256((const __m256i *)(x + (size_t)r * K + k));
-                // u·x pair sums (exact int16), then times the group scale and widened in one vpmaddwd.
-                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(u0, xr), s0));
-                acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(u1, xr), s1));
+                const int8_t *xr = x + (size_t)r * job->K + (size_t)t * Q4_PAIR_INPUTS;
+                __m256i x_first = _mm256_set1_epi32(load_i32(xr)), x_second = _mm256_set1_epi32(load_i32(xr + 4));
+                for (int h = 0; h < 2; h++) {
+                    __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(u_first[h], x_first),
+                                                     _mm256_maddubs_epi16(u_second[h], x_second));   // <= 7680
+                    acc[r][h] = _mm256_add_epi32(acc[r][h], _mm256_madd_epi16(pairs, scale[h]));
+                }
             }
         }
-    }
-    // The offset: minus 8 · Σ_g s_g · (Σ x over g), 16 groups per step (padding groups are zero).
-    for (int r = 0; r < mr; r++) {
-        const int16_t *sx = job->sums + (size_t)(m + r) * Gp;
-        for (int v = 0; v < Gp; v += Q4_GROUP_PAD) {
-            __m256i group_sums = _mm256_loadu_si256((const __m256i *)(sx + v));
-            __m256i c0 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(scale_low + v)), group_sums);
-            __m256i c1 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(scale_high + v)), group_sums);
-            acc[r][0] = _mm256_sub_epi32(acc[r][0], _mm256_slli_epi32(c0, 3));
-            acc[r][1] = _mm256_sub_epi32(acc[r][1], _mm256_slli_epi32(c1, 3));
+        // The offset: minus 8 · s · (Σ x over the group), the sum as an int16 pair (sum, 0).
+        for (int r = 0; r < mr; r++) {
+            __m256i group_sum = _mm256_set1_epi32((uint16_t)job->sums[(size_t)(m + r) * job->Gp + g]);
+            for (int h = 0; h < 2; h++)
+                acc[r][h] = _mm256_sub_epi32(acc[r][h], _mm256_slli_epi32(_mm256_madd_epi16(scale[h], group_sum), 3));
         }
     }
+    int32_t sums[Q4_MR][Q4_NR];
     for (int r = 0; r < mr; r++) {
-        sums[r][0] = hsum_epi32(acc[r][0]);
-        sums[r][1] = hsum_epi32(acc[r][1]);
+        _mm256_storeu_si256((__m256i *)sums[r], acc[r][0]);
+        _mm256_storeu_si256((__m256i *)(sums[r] + 8), acc[r][1]);
     }
+    store_panel(job, m, mr, p * Q4_NR, sums);
 }
 
-// One instance per (group size, rows) pair, so both are constants inside the tile.
-#define Q4_TILE_FOR_GROUP(CHUNKS)                                              \
-    switch (mr) {                                                              \
-    case 4: tile_avx2(job, m, 4, p, CHUNKS, sums); break;                      \
-    case 3: tile_avx2(job, m, 3, p, CHUNKS, sums); break;                      \
-    case 2: tile_avx2(job, m, 2, p, CHUNKS, sums); break;                      \
-    default: tile_avx2(job, m, 1, p, CHUNKS, sums); break;                     \
+#define Q4_AVX2_FOR_GROUP(PAIRS)                                                \
+    switch (mr) {                                                               \
+    case 4: panel_avx2(job, m, 4, p, PAIRS); break;                             \
+    case 3: panel_avx2(job, m, 3, p, PAIRS); break;                             \
+    case 2: panel_avx2(job, m, 2, p, PAIRS); break;                             \
+    default: panel_avx2(job, m, 1, p, PAIRS); break;                            \
     }
-
-SK_TARGET_AVX2 static void tile_avx2_for(const int4_job *job, int m, int mr, int p, int32_t sums[Q4_MR][Q4_NR]) {
-    switch (job->group) {
-    case 32: Q4_TILE_FOR_GROUP(1) break;
-    case 64: Q4_TILE_FOR_GROUP(2) break;
-    default: Q4_TILE_FOR_GROUP(4) break;
-    }
-}
 
 SK_TARGET_AVX2 static void panels_avx2(const int4_job *job, int m0, int m1, int p0, int p1) {
     for (int p = p0; p < p1; p++) {
         for (int m = m0; m < m1; m += Q4_MR) {
             int mr = m1 - m < Q4_MR ? m1 - m : Q4_MR;
-            int32_t sums[Q4_MR][Q4_NR];
-            tile_avx2_for(job, m, mr, p, sums);
-            store_tile(job, m, mr, p * Q4_NR, sums);
+            switch (job->group) {   // group size and rows constant inside the tile
+            case 32: Q4_AVX2_FOR_GROUP(4) break;
+            case 64: Q4_AVX2_FOR_GROUP(8) break;
+            default: Q4_AVX2_FOR_GROUP(16) break;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- AVX-512 VNNI
+
+enum { Q4_VNNI_NP = 2 };   // 4 rows × 2 panels: 8 group sums + 8 totals + 4 code vectors + broadcasts
+
+SK_INLINE SK_TARGET_AVX512_VNNI void tile_vnni(const int4_job *job, int m, int mr, int p, int np, int pairs_per_group) {
+    const size_t panel_bytes = panel_code_bytes(job->K);
+    const uint8_t *codes = panel_codes(job, p);
+    const int8_t *x = job->xq + (size_t)m * job->K;
+    const __m512i nibble = _mm512_set1_epi8(0x0f);
+    __m512i total[Q4_MR][Q4_VNNI_NP];
+    for (int r = 0; r < mr; r++)
+        for (int c = 0; c < np; c++) total[r][c] = _mm512_setzero_si512();
+    for (int g = 0; g < job->groups; g++) {
+        __m512i group_sum[Q4_MR][Q4_VNNI_NP];
+        for (int r = 0; r < mr; r++) {
+            // Start at the offset's share, -8 · Σ x: the group's sum is then Σ (u - 8) · x.
+            __m512i start = _mm512_set1_epi32(-8 * (int32_t)job->sums[(size_t)(m + r) * job->Gp + g]);
+            for (int c = 0; c < np; c++) group_sum[r][c] = start;
+        }
+        for (int t = g * pairs_per_group; t < (g + 1) * pairs_per_group; t++) {
+            __m512i u_first[Q4_VNNI_NP], u_second[Q4_VNNI_NP];
+            for (int c = 0; c < np; c++) {
+                __m512i bytes = _mm512_loadu_si512((const void *)(codes + c * panel_bytes + (size_t)t * Q4_PAIR_BYTES));
+                u_first[c] = _mm512_and_si512(bytes, nibble);
+                u_second[c] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), nibble);
+            }
+            for (int r = 0; r < mr; r++) {
+                const int8_t *xr = x + (size_t)r * job->K + (size_t)t * Q4_PAIR_INPUTS;
+                __m512i x_first = _mm512_set1_epi32(load_i32(xr)), x_second = _mm512_set1_epi32(load_i32(xr + 4));
+                for (int c = 0; c < np; c++) {
+                    group_sum[r][c] = _mm512_dpbusd_epi32(group_sum[r][c], u_first[c], x_first);
+                    group_sum[r][c] = _mm512_dpbusd_epi32(group_sum[r][c], u_second[c], x_second);
+                }
+            }
+        }
+        for (int c = 0; c < np; c++) {
+            __m512i s = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)panel_group_scales(job, p + c, g)));
+            for (int r = 0; r < mr; r++) total[r][c] = _mm512_add_epi32(total[r][c], _mm512_mullo_epi32(group_sum[r][c], s));
+        }
+    }
+    // Output: (float)sum · (row scale · channel scale) + bias, as store_panel does.
+    for (int c = 0; c < np; c++) {
+        int n0 = (p + c) * Q4_NR;
+        int valid = job->N - n0 < Q4_NR ? job->N - n0 : Q4_NR;
+        __mmask16 lanes = (__mmask16)((1u << valid) - 1u);
+        __m512 channel_scales = _mm512_maskz_loadu_ps(lanes, job->channel_scales + n0);
+        __m512 bias = job->bias ? _mm512_maskz_loadu_ps(lanes, job->bias + n0) : _mm512_setzero_ps();
+        for (int r = 0; r < mr; r++) {
+            __m512 scale = _mm512_mul_ps(_mm512_set1_ps(job->row_scales[m + r]), channel_scales);
+            __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(total[r][c]), scale);
+            if (job->bias) value = _mm512_add_ps(value, bias);
+            _mm512_mask_storeu_ps(job->y + (size_t)(m + r) * job->N + n0, lanes, value);
+        }
+    }
+}
+
+#define Q4_VNNI_FOR_ROWS(NP, PAIRS)                                             \
+    switch (mr) {                                                               \
+    case 4: tile_vnni(job, m, 4, p, NP, PAIRS); break;                          \
+    case 3: tile_vnni(job, m, 3, p, NP, PAIRS); break;                          \
+    case 2: tile_vnni(job, m, 2, p, NP, PAIRS); break;                          \
+    default: tile_vnni(job, m, 1, p, NP, PAIRS); break;                         \
+    }
+
+#define Q4_VNNI_FOR_GROUP(PAIRS)                                                \
+    if (np == 2) { Q4_VNNI_FOR_ROWS(2, PAIRS) } else { Q4_VNNI_FOR_ROWS(1, PAIRS) }
+
+SK_TARGET_AVX512_VNNI static void panels_vnni(const int4_job *job, int m0, int m1, int p0, int p1) {
+    for (int p = p0; p < p1; p += Q4_VNNI_NP) {
+        int np = p1 - p < Q4_VNNI_NP ? p1 - p : Q4_VNNI_NP;
+        for (int m = m0; m < m1; m += Q4_MR) {
+            int mr = m1 - m < Q4_MR ? m1 - m : Q4_MR;
+            switch (job->group) {
+            case 32: Q4_VNNI_FOR_GROUP(4) break;
+            case 64: Q4_VNNI_FOR_GROUP(8) break;
+            default: Q4_VNNI_FOR_GROUP(16) break;
+            }
         }
     }
 }
 #endif
 
-static void panels_portable(const int4_job *job, int m0, int m1, int p0, int p1) {
-    for (int p = p0; p < p1; p++) {
-        for (int m = m0; m < m1; m += Q4_MR) {
-            int mr = m1 - m < Q4_MR ? m1 - m : Q4_MR;
-            int32_t sums[Q4_MR][Q4_NR];
-            tile_portable(job, m, mr, p, sums);
-            store_tile(job, m, mr, p * Q4_NR, sums);
-        }
-    }
-}
-
-// One thread's share: channel pairs [p0, p1) against every row of x, a block of rows at a time.
-static void run_pairs(void *context, int p0, int p1) {
+// One thread's share: panels [p0, p1) against every row of x, a block of rows at a time.
+static void run_panels(void *context, int p0, int p1) {
     const int4_job *job = context;
     int block = Q4_X_BLOCK_BYTES / job->K / Q4_MR * Q4_MR;
     if (block < Q4_MR) block = Q4_MR;
     for (int m0 = 0; m0 < job->M; m0 += block) {
         int m1 = job->M - m0 < block ? job->M : m0 + block;
 #if SK_X86
-        if (job->avx2) { panels_avx2(job, m0, m1, p0, p1); continue; }
+        if (job->level >= SK_KERNELS_AVX512_VNNI) { panels_vnni(job, m0, m1, p0, p1); continue; }
+        if (job->level >= SK_KERNELS_AVX2) { panels_avx2(job, m0, m1, p0, p1); continue; }
 #endif
         panels_portable(job, m0, m1, p0, p1);
     }
@@ -334,11 +436,11 @@ void sk_linear_int4(const int8_t *xq, const float *row_scales, const int16_t *su
                     const void *packed, const float *channel_scales, const float *bias, int N, float *y) {
     if (M <= 0 || N <= 0 || !sk_int4_shape_ok(K, group)) return;
     int4_job job = {
-        .xq = xq, .row_scales = row_scales, .sums = sums, .M = M, .K = K, .group = group,
-        .Gp = sk_int4_padded_groups(K, group), .panels = packed, .scales = packed_scales(packed, N, K),
-        .channel_scales = channel_scales, .bias = bias, .N = N, .y = y, .avx2 = sk_quant_has_avx2(),
+        .xq = xq, .row_scales = row_scales, .sums = sums, .M = M, .K = K, .group = group, .groups = K / group,
+        .Gp = sk_int4_padded_groups(K, group), .codes = packed, .scales = packed_scales(packed, N, K),
+        .channel_scales = channel_scales, .bias = bias, .N = N, .y = y, .level = sk_quant_kernel_level(),
     };
-    int pairs = pairs_of(N);
-    if ((double)M * N * K >= Q4_PARALLEL_MACS) sk_parallel_for(pairs, run_pairs, &job);
-    else run_pairs(&job, 0, pairs);
+    int panels = panels_of(N);
+    if ((double)M * N * K >= Q4_PARALLEL_MACS) sk_parallel_for(panels, run_panels, &job);
+    else run_panels(&job, 0, panels);
 }

@@ -1,42 +1,53 @@
 // INT8 × INT8 linear layer: y = (xq · Wqᵀ) · row_scale · channel_scale + b, summed exactly in int32.
 //
-// Why vpmaddubsw cannot saturate here. `_mm256_maddubs_epi16(u, s)` multiplies unsigned bytes u by
-// signed bytes s and adds neighbouring products into int16 with saturation. Both our operands are
-// signed, so we use the sign trick (as ggml does): u = |x| and s = sign(w, x), i.e. w negated where
-// x < 0, so u · s = x · w. Then:
-//   * x in [-128, 127] gives |x| <= 128 (|-128| is 0x80, which read as unsigned is exactly 128);
-//   * weights are quantized to [-127, 127], never -128, so negating w cannot wrap and |s| <= 127;
-//   * each int16 lane holds two products: |u0·s0 + u1·s1| <= 2 · 128 · 127 = 32512 <= 32767.
-// So no lane ever saturates and the int16 result is exact; `_mm256_madd_epi16(·, 1)` then widens
-// pairs to int32 for the accumulation. (A weight of -128 could produce 2 · 128 · 128 = 32768 and
-// saturate; that is why sk_quantize_weights_int8_per_channel clamps to ±127.)
+// Packed layout (one for every path, made once at load time). Output channels are cut into panels of
+// INT8_NR = 16 (one int32 lane each in a zmm register); inputs into steps of 4 (the bytes one int32
+// lane sums). For each step a panel holds 64 bytes: channel c's 4 inputs at bytes 4c..4c+3. The
+// bytes are stored *offset*: u = w + 128 in [1, 255], with padding (k >= K or n >= N) stored as 128,
+// i.e. weight 0. So a panel is one sequential stream and every step is one 64-byte load.
 //
-// Blocking. W is packed once into panels of INT8_NR output channels: for each 32-input chunk the
-// panel holds INT8_NR × 32 consecutive bytes, so the inner loop reads one sequential stream. A
-// register tile is up to INT8_MR rows of x times one panel; each loaded 32-byte W chunk is used for
-// INT8_MR rows and each x chunk for INT8_NR channels. Rows of x are taken in blocks that stay in L2
-// while every panel passes by, and whole panels (hence W) are split between threads.
+// AVX-512 VNNI (`vpdpbusd`): a lane adds u0·x0 + u1·x1 + u2·x2 + u3·x3 (u unsigned, x signed bytes)
+// to its int32 without any intermediate saturation. Broadcasting a row's 4 activations to all lanes
+// gives 16 channels' partial sums per instruction, and
+//     Σ_k u·x = Σ_k (w + 128)·x = Σ_k w·x + 128 · Σ_k x,
+// so subtracting 128 · (row sum of xq) per row gives the exact product. The int32 arithmetic wraps
+// modulo 2^32, so the intermediate sum needs no range argument: the final one fits (see the header).
+//
+// AVX2 (`vpmaddubsw` + `vpmaddwd`): the same layout, bytes flipped back to w = u - 128 and the sign
+// trick (as ggml does) so that vpmaddubsw cannot saturate: with a = |x| (unsigned) and b = sign(w, x),
+// a · b = x · w and each int16 lane holds |a0·b0 + a1·b1| <= 2 · 128 · 127 = 32512 <= 32767, because
+// weights are quantized to [-127, 127], never -128 (sk_quantize_weights_int8_per_channel clamps).
+// vpmaddwd by 1 then widens the pairs to int32 lanes, 8 channels per ymm.
+//
+// Blocking. A register tile is up to MR rows of x times NP panels; every loaded weight step serves MR
+// rows and every broadcast activation NP panels. Rows of x are taken in blocks that stay in L2 while
+// the panels stream past, and whole panels (hence W) are split between threads.
 #include "quant_common.h"
 #include "quant_kernels.h"
 #include "parallel.h"
 #include <stdlib.h>
 
 // The output step computes (float)sum * (row_scale * channel_scale) + bias in every path; forbid
-// fusing it into an FMA in the AVX2 functions so all paths give identical floats.
+// fusing it into an FMA in the SIMD functions so all paths give identical floats.
 #pragma STDC FP_CONTRACT OFF
 
 enum {
-    INT8_CHUNK = 32,           // inputs per step: one ymm of int8
-    INT8_NR = 2,               // output channels per panel
-    INT8_MR = 4,               // rows of x per register tile
+    INT8_CHUNK = 32,                  // activation rows are padded to a multiple of this (one ymm)
+    INT8_STEP = 4,                    // inputs per int32 lane
+    INT8_NR = 16,                     // output channels per panel
+    INT8_STEP_BYTES = INT8_NR * INT8_STEP,
+    INT8_OFFSET = 128,                // stored weight byte = w + 128
     INT8_X_BLOCK_BYTES = 96 * 1024,   // quantized activations kept hot in L2 while panels stream
-    INT8_PARALLEL_MACS = 1 << 20,     // below this, a second thread costs more than it saves
+    INT8_PARALLEL_MACS = 1 << 21,     // below this, a second thread costs more than it saves
+    INT8_BLOCK_ROWS = 8,              // row blocks are a multiple of the largest register tile
 };
 
 int sk_int8_padded_k(int K) { return sk_round_up(K, INT8_CHUNK); }
 
+static int panels_of(int N) { return (N + INT8_NR - 1) / INT8_NR; }
+
 size_t sk_int8_packed_bytes(int N, int K) {
-    return (size_t)sk_round_up(N, INT8_NR) * (size_t)sk_int8_padded_k(K);
+    return (size_t)panels_of(N) * INT8_NR * (size_t)sk_int8_padded_k(K);
 }
 
 size_t sk_int8_weights_bytes(int N, int K) { return sk_int8_packed_bytes(N, K) + (size_t)N * sizeof(float); }
@@ -60,31 +71,27 @@ void sk_dequantize_weights_int8(const int8_t *Wq, const float *scales, int N, in
         for (int k = 0; k < K; k++) W[(size_t)n * K + k] = (float)Wq[(size_t)n * K + k] * scales[n];
 }
 
+// Byte of weight (n, k) inside the packed layout.
+static inline size_t packed_index(int Kp, int n, int k) {
+    return (size_t)(n / INT8_NR) * INT8_NR * Kp + (size_t)(k / INT8_STEP) * INT8_STEP_BYTES
+         + (size_t)(n % INT8_NR) * INT8_STEP + (size_t)(k % INT8_STEP);
+}
+
 void sk_pack_weights_int8(const int8_t *Wq, int N, int K, int8_t *packed) {
     int Kp = sk_int8_padded_k(K);
-    int panels = sk_round_up(N, INT8_NR) / INT8_NR;
-    for (int p = 0; p < panels; p++) {
-        int8_t *panel = packed + (size_t)p * INT8_NR * Kp;
-        for (int j = 0; j < Kp / INT8_CHUNK; j++) {
-            for (int c = 0; c < INT8_NR; c++) {
-                int n = p * INT8_NR + c;
-                int8_t *destination = panel + ((size_t)j * INT8_NR + c) * INT8_CHUNK;
-                for (int i = 0; i < INT8_CHUNK; i++) {
-                    int k = j * INT8_CHUNK + i;
-                    destination[i] = (n < N && k < K) ? Wq[(size_t)n * K + k] : 0;
-                }
-            }
-        }
-    }
+    uint8_t *bytes = (uint8_t *)packed;
+    memset(bytes, INT8_OFFSET, sk_int8_packed_bytes(N, K));   // padding: weight 0
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++)
+            bytes[packed_index(Kp, n, k)] = (uint8_t)((int)Wq[(size_t)n * K + k] + INT8_OFFSET);
 }
 
 void sk_unpack_weights_int8(const int8_t *packed, int N, int K, int8_t *Wq) {
     int Kp = sk_int8_padded_k(K);
-    for (int n = 0; n < N; n++) {
-        const int8_t *panel = packed + (size_t)(n / INT8_NR) * INT8_NR * Kp;
+    const uint8_t *bytes = (const uint8_t *)packed;
+    for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++)
-            Wq[(size_t)n * K + k] = panel[((size_t)(k / INT8_CHUNK) * INT8_NR + n % INT8_NR) * INT8_CHUNK + k % INT8_CHUNK];
-    }
+            Wq[(size_t)n * K + k] = (int8_t)((int)bytes[packed_index(Kp, n, k)] - INT8_OFFSET);
 }
 
 // Activation quantization: one scale per row, values rounded to nearest even and clamped to ±127.
@@ -177,21 +184,24 @@ void sk_linear_int8_reference(const int8_t *xq, int ldx, const float *row_scales
     }
 }
 
-// ---------------------------------------------------------------- fast kernel
+// ---------------------------------------------------------------- fast kernels
 
 typedef struct {
     const int8_t *xq;          // (M, Kp)
     const float *row_scales;   // (M)
     int M, Kp;
-    const int8_t *packed;      // panels of INT8_NR channels
+    const uint8_t *packed;     // panels of INT8_NR channels, offset bytes
     const float *weight_scales, *bias;
     int N;
     float *y;                  // (M, N)
-    bool avx2;
+    int level;                 // sk_quant_kernel_level() when the call began
 } int8_job;
 
-// Writes one finished tile: sums (mr, INT8_NR) -> y rows m.., channels n0.. (only the real channels).
-static inline void store_tile(const int8_job *job, int m, int mr, int n0, int32_t sums[INT8_MR][INT8_NR]) {
+enum { INT8_SCALAR_MR = 4 };
+
+// Writes one panel's exact sums for `mr` rows: sums (mr, INT8_NR) -> y rows m.., channels n0.. (only
+// the real channels). The AVX2 and portable paths share it; the VNNI path does the same in zmm.
+static inline void store_panel(const int8_job *job, int m, int mr, int n0, int32_t sums[][INT8_NR]) {
     int valid = job->N - n0 < INT8_NR ? job->N - n0 : INT8_NR;
     for (int r = 0; r < mr; r++) {
         float *out = job->y + (size_t)(m + r) * job->N + n0;
@@ -202,100 +212,162 @@ static inline void store_tile(const int8_job *job, int m, int mr, int n0, int32_
     }
 }
 
-// Portable tile, same packed layout: plain loops the compiler may vectorise for the baseline ISA.
-SK_INLINE void tile_portable(int mr, const int8_t *x, int ldx, const int8_t *panel, int chunks,
-                             int32_t sums[INT8_MR][INT8_NR]) {
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < INT8_NR; c++) sums[r][c] = 0;
-    for (int j = 0; j < chunks; j++) {
-        const int8_t *w = panel + (size_t)j * INT8_NR * INT8_CHUNK;
+// Portable: up to INT8_SCALAR_MR rows times one panel, in plain loops over the packed layout.
+static void panel_portable(const int8_job *job, int m, int mr, int p) {
+    const uint8_t *panel = job->packed + (size_t)p * INT8_NR * job->Kp;
+    int32_t sums[INT8_SCALAR_MR][INT8_NR] = {{0}};
+    for (int s = 0; s < job->Kp / INT8_STEP; s++) {
+        const uint8_t *w = panel + (size_t)s * INT8_STEP_BYTES;
         for (int r = 0; r < mr; r++) {
-            const int8_t *xr = x + (size_t)r * ldx + (size_t)j * INT8_CHUNK;
-            for (int c = 0; c < INT8_NR; c++) {
-                int32_t sum = 0;
-                for (int i = 0; i < INT8_CHUNK; i++) sum += (int32_t)xr[i] * (int32_t)w[c * INT8_CHUNK + i];
-                sums[r][c] += sum;
-            }
+            const int8_t *x = job->xq + (size_t)(m + r) * job->Kp + (size_t)s * INT8_STEP;
+            for (int c = 0; c < INT8_NR; c++)
+                for (int i = 0; i < INT8_STEP; i++)
+                    sums[r][c] += (int32_t)x[i] * ((int32_t)w[c * INT8_STEP + i] - INT8_OFFSET);
         }
     }
+    store_panel(job, m, mr, p * INT8_NR, sums);
+}
+
+static void panels_portable(const int8_job *job, int m0, int m1, int p0, int p1) {
+    for (int p = p0; p < p1; p++)
+        for (int m = m0; m < m1; m += INT8_SCALAR_MR)
+            panel_portable(job, m, m1 - m < INT8_SCALAR_MR ? m1 - m : INT8_SCALAR_MR, p);
 }
 
 #if SK_X86
-SK_INLINE SK_TARGET_AVX2 int32_t hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
+static inline int32_t load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, sizeof v); return v; }
 
-// mr rows of x (row stride ldx) times one panel over `chunks` 32-byte chunks (see the top comment
-// for why the maddubs sums are exact).
-SK_INLINE SK_TARGET_AVX2 void tile_avx2(int mr, const int8_t *x, int ldx, const int8_t *panel, int chunks,
-                                        int32_t sums[INT8_MR][INT8_NR]) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i acc[INT8_MR][INT8_NR];
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < INT8_NR; c++) acc[r][c] = _mm256_setzero_si256();
-    for (int j = 0; j < chunks; j++) {
-        const int8_t *wj = panel + (size_t)j * INT8_NR * INT8_CHUNK;
-        __m256i w[INT8_NR];
-        for (int c = 0; c < INT8_NR; c++) w[c] = _mm256_loadu_si256((const __m256i *)(wj + c * INT8_CHUNK));
+// AVX2: `mr` rows times one panel, as two ymm halves of 8 channels (see the top comment).
+SK_INLINE SK_TARGET_AVX2 void panel_avx2(const int8_job *job, int m, int mr, int p) {
+    const uint8_t *panel = job->packed + (size_t)p * INT8_NR * job->Kp;
+    const int8_t *x = job->xq + (size_t)m * job->Kp;
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    __m256i acc[INT8_SCALAR_MR][2];
+    for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int s = 0; s < job->Kp / INT8_STEP; s++) {
+        const uint8_t *wp = panel + (size_t)s * INT8_STEP_BYTES;
+        __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)wp), flip);        // channels 0-7
+        __m256i w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wp + 32)), flip); // channels 8-15
         for (int r = 0; r < mr; r++) {
-            __m256i xr = _mm256_loadu_si256((const __m256i *)(x + (size_t)r * ldx + (size_t)j * INT8_CHUNK));
-            __m256i magnitude = _mm256_sign_epi8(xr, xr);                  // |x| as unsigned bytes
-            for (int c = 0; c < INT8_NR; c++) {
-                __m256i signed_w = _mm256_sign_epi8(w[c], xr);             // w · sign(x)
-                __m256i pairs = _mm256_maddubs_epi16(magnitude, signed_w); // exact int16, see above
-                acc[r][c] = _mm256_add_epi32(acc[r][c], _mm256_madd_epi16(pairs, ones));
-            }
+            __m256i xb = _mm256_set1_epi32(load_i32(x + (size_t)r * job->Kp + (size_t)s * INT8_STEP));
+            __m256i magnitude = _mm256_sign_epi8(xb, xb);   // |x| as unsigned bytes
+            acc[r][0] = _mm256_add_epi32(acc[r][0],
+                _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(w0, xb)), ones));
+            acc[r][1] = _mm256_add_epi32(acc[r][1],
+                _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(w1, xb)), ones));
         }
     }
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < INT8_NR; c++) sums[r][c] = hsum_epi32(acc[r][c]);
+    int32_t sums[INT8_SCALAR_MR][INT8_NR];
+    for (int r = 0; r < mr; r++) {
+        _mm256_storeu_si256((__m256i *)sums[r], acc[r][0]);
+        _mm256_storeu_si256((__m256i *)(sums[r] + 8), acc[r][1]);
+    }
+    store_panel(job, m, mr, p * INT8_NR, sums);
 }
 
 SK_TARGET_AVX2 static void panels_avx2(const int8_job *job, int m0, int m1, int p0, int p1) {
-    int chunks = job->Kp / INT8_CHUNK;
     for (int p = p0; p < p1; p++) {
-        const int8_t *panel = job->packed + (size_t)p * INT8_NR * job->Kp;
-        for (int m = m0; m < m1; m += INT8_MR) {
-            const int8_t *x = job->xq + (size_t)m * job->Kp;
-            int32_t sums[INT8_MR][INT8_NR];
-            int mr = m1 - m < INT8_MR ? m1 - m : INT8_MR;
-            switch (mr) {   // constant mr lets the compiler keep the tile in registers
-            case 4: tile_avx2(4, x, job->Kp, panel, chunks, sums); break;
-            case 3: tile_avx2(3, x, job->Kp, panel, chunks, sums); break;
-            case 2: tile_avx2(2, x, job->Kp, panel, chunks, sums); break;
-            default: tile_avx2(1, x, job->Kp, panel, chunks, sums); break;
+        for (int m = m0; m < m1; m += INT8_SCALAR_MR) {
+            switch (m1 - m < INT8_SCALAR_MR ? m1 - m : INT8_SCALAR_MR) {   // constant mr: tile in registers
+            case 4: panel_avx2(job, m, 4, p); break;
+            case 3: panel_avx2(job, m, 3, p); break;
+            case 2: panel_avx2(job, m, 2, p); break;
+            default: panel_avx2(job, m, 1, p); break;
             }
-            store_tile(job, m, mr, p * INT8_NR, sums);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- AVX-512 VNNI
+
+enum { VNNI_MR = 8, VNNI_NP = 3 };   // 24 accumulators + 3 weight steps + 1 broadcast of 32 zmm
+
+// `mr` rows times `np` panels starting at panel p; row_sums[r] = Σ_k xq[m + r, k].
+SK_INLINE SK_TARGET_AVX512_VNNI void tile_vnni(const int8_job *job, int m, int mr, int p, int np,
+                                               const int32_t *row_sums) {
+    const size_t panel_bytes = (size_t)INT8_NR * job->Kp;
+    const uint8_t *panel = job->packed + (size_t)p * panel_bytes;
+    const int8_t *x = job->xq + (size_t)m * job->Kp;
+    __m512i acc[VNNI_MR][VNNI_NP];
+    for (int r = 0; r < mr; r++)
+        for (int c = 0; c < np; c++) acc[r][c] = _mm512_setzero_si512();
+    const int steps = job->Kp / INT8_STEP;
+    for (int s = 0; s < steps; s++) {
+        __m512i w[VNNI_NP];
+        for (int c = 0; c < np; c++)
+            w[c] = _mm512_loadu_si512((const void *)(panel + c * panel_bytes + (size_t)s * INT8_STEP_BYTES));
+        for (int r = 0; r < mr; r++) {
+            __m512i xb = _mm512_set1_epi32(load_i32(x + (size_t)r * job->Kp + (size_t)s * INT8_STEP));
+            for (int c = 0; c < np; c++) acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], w[c], xb);
+        }
+    }
+    // Output: remove the offset, then (float)sum · (row scale · channel scale) + bias, as store_panel.
+    for (int c = 0; c < np; c++) {
+        int n0 = (p + c) * INT8_NR;
+        int valid = job->N - n0 < INT8_NR ? job->N - n0 : INT8_NR;
+        __mmask16 lanes = (__mmask16)((1u << valid) - 1u);
+        __m512 channel_scales = _mm512_maskz_loadu_ps(lanes, job->weight_scales + n0);
+        __m512 bias = job->bias ? _mm512_maskz_loadu_ps(lanes, job->bias + n0) : _mm512_setzero_ps();
+        for (int r = 0; r < mr; r++) {
+            __m512i sum = _mm512_sub_epi32(acc[r][c], _mm512_set1_epi32(INT8_OFFSET * row_sums[r]));
+            __m512 scale = _mm512_mul_ps(_mm512_set1_ps(job->row_scales[m + r]), channel_scales);
+            __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), scale);
+            if (job->bias) value = _mm512_add_ps(value, bias);
+            _mm512_mask_storeu_ps(job->y + (size_t)(m + r) * job->N + n0, lanes, value);
+        }
+    }
+}
+
+// One instance per (rows, panels) pair, so both are constants inside the tile.
+#define VNNI_TILE_FOR_ROWS(NP)                                                   \
+    switch (mr) {                                                                \
+    case 8: tile_vnni(job, m, 8, p, NP, sums); break;                            \
+    case 7: tile_vnni(job, m, 7, p, NP, sums); break;                            \
+    case 6: tile_vnni(job, m, 6, p, NP, sums); break;                            \
+    case 5: tile_vnni(job, m, 5, p, NP, sums); break;                            \
+    case 4: tile_vnni(job, m, 4, p, NP, sums); break;                            \
+    case 3: tile_vnni(job, m, 3, p, NP, sums); break;                            \
+    case 2: tile_vnni(job, m, 2, p, NP, sums); break;                            \
+    default: tile_vnni(job, m, 1, p, NP, sums); break;                           \
+    }
+
+SK_TARGET_AVX512_VNNI static void panels_vnni(const int8_job *job, int m0, int m1, int p0, int p1,
+                                              const int32_t *row_sums) {
+    for (int p = p0; p < p1; p += VNNI_NP) {
+        int np = p1 - p < VNNI_NP ? p1 - p : VNNI_NP;
+        for (int m = m0; m < m1; m += VNNI_MR) {
+            int mr = m1 - m < VNNI_MR ? m1 - m : VNNI_MR;
+            const int32_t *sums = row_sums + (m - m0);
+            if (np == 3) { VNNI_TILE_FOR_ROWS(3) }
+            else if (np == 2) { VNNI_TILE_FOR_ROWS(2) }
+            else { VNNI_TILE_FOR_ROWS(1) }
         }
     }
 }
 #endif
 
-static void panels_portable(const int8_job *job, int m0, int m1, int p0, int p1) {
-    int chunks = job->Kp / INT8_CHUNK;
-    for (int p = p0; p < p1; p++) {
-        const int8_t *panel = job->packed + (size_t)p * INT8_NR * job->Kp;
-        for (int m = m0; m < m1; m += INT8_MR) {
-            int32_t sums[INT8_MR][INT8_NR];
-            int mr = m1 - m < INT8_MR ? m1 - m : INT8_MR;
-            tile_portable(mr, job->xq + (size_t)m * job->Kp, job->Kp, panel, chunks, sums);
-            store_tile(job, m, mr, p * INT8_NR, sums);
-        }
-    }
-}
-
 // One thread's share: panels [p0, p1) against every row of x, a block of rows at a time.
 static void run_panels(void *context, int p0, int p1) {
     const int8_job *job = context;
-    int block = job->Kp > 0 ? INT8_X_BLOCK_BYTES / job->Kp / INT8_MR * INT8_MR : job->M;
-    if (block < INT8_MR) block = INT8_MR;
+    int block = job->Kp > 0 ? INT8_X_BLOCK_BYTES / job->Kp / INT8_BLOCK_ROWS * INT8_BLOCK_ROWS : job->M;
+    if (block < INT8_BLOCK_ROWS) block = INT8_BLOCK_ROWS;
     for (int m0 = 0; m0 < job->M; m0 += block) {
         int m1 = job->M - m0 < block ? job->M : m0 + block;
 #if SK_X86
-        if (job->avx2) { panels_avx2(job, m0, m1, p0, p1); continue; }
+        if (job->level >= SK_KERNELS_AVX512_VNNI) {
+            // Row sums of this block for the offset correction (a few adds per MAC row; the
+            // product does N of them per activation).
+            int32_t row_sums[INT8_X_BLOCK_BYTES / INT8_CHUNK];
+            for (int m = m0; m < m1; m++) {
+                const int8_t *row = job->xq + (size_t)m * job->Kp;
+                int32_t sum = 0;
+                for (int k = 0; k < job->Kp; k++) sum += row[k];
+                row_sums[m - m0] = sum;
+            }
+            panels_vnni(job, m0, m1, p0, p1, row_sums);
+            continue;
+        }
+        if (job->level >= SK_KERNELS_AVX2) { panels_avx2(job, m0, m1, p0, p1); continue; }
 #endif
         panels_portable(job, m0, m1, p0, p1);
     }
@@ -305,10 +377,10 @@ void sk_linear_int8(const int8_t *xq, const float *row_scales, int M, int K,
                     const int8_t *packed, const float *weight_scales, const float *bias, int N, float *y) {
     if (M <= 0 || N <= 0) return;
     int8_job job = {
-        .xq = xq, .row_scales = row_scales, .M = M, .Kp = sk_int8_padded_k(K), .packed = packed,
-        .weight_scales = weight_scales, .bias = bias, .N = N, .y = y, .avx2 = sk_quant_has_avx2(),
+        .xq = xq, .row_scales = row_scales, .M = M, .Kp = sk_int8_padded_k(K), .packed = (const uint8_t *)packed,
+        .weight_scales = weight_scales, .bias = bias, .N = N, .y = y, .level = sk_quant_kernel_level(),
     };
-    int panels = sk_round_up(N, INT8_NR) / INT8_NR;
+    int panels = panels_of(N);
     if ((double)M * N * job.Kp >= INT8_PARALLEL_MACS) sk_parallel_for(panels, run_panels, &job);
     else run_panels(&job, 0, panels);
 }

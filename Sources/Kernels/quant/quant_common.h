@@ -13,6 +13,7 @@
 #define SK_X86 1
 #include <immintrin.h>
 #define SK_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define SK_TARGET_AVX512_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vnni")))
 #else
 #define SK_X86 0
 #endif

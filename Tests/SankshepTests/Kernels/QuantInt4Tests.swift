@@ -104,7 +104,9 @@ struct QuantInt4Tests {
         sk_unpack_weights_int4(layer.packed, Int32(N), Int32(K), Int32(group), &codes, &scales)
         #expect(codes == layer.codes && scales == layer.groupScales)
         #expect(sk_int4_codes_bytes(3072, 768) == 3072 * 384)
-        #expect(sk_int4_packed_bytes(7, 64, 32) == 4 * 64 + 8 * 16 * 2)
+        // One panel of 16 channels: 64 inputs of codes in 8 steps of 64 bytes, then 2 groups × 16 scales.
+        #expect(sk_int4_packed_bytes(7, 64, 32) == 8 * 64 + 2 * 16)
+        #expect(sk_int4_packed_bytes(17, 64, 64) == 2 * (8 * 64 + 16))
     }
 
     @Test("INT4 quantization keeps every weight within one step of its group and zero groups at zero",

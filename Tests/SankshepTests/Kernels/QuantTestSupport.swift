@@ -4,14 +4,15 @@ func randomFloats(_ count: Int, in range: ClosedRange<Float>, _ generator: inout
     (0..<count).map { _ in Float.random(in: range, using: &generator) }
 }
 
-/// Runs `body` once per kernel path this machine has: the SIMD path (when the CPU supports it) and the
-/// portable C path, then restores CPU detection. The label names the path in failure messages.
+/// Runs `body` once per kernel level this machine has, best first (AVX-512 VNNI, AVX2, portable C;
+/// a level the CPU lacks cannot run here and is left out), then goes back to CPU detection. The
+/// label names the level in failure messages.
 func forEachKernelPath(_ body: (String) throws -> Void) rethrows {
-    defer { sk_quant_set_simd(true) }
-    sk_quant_set_simd(true)
-    if sk_quant_uses_avx2() { try body("avx2") }
-    sk_quant_set_simd(false)
-    try body("portable")
+    defer { sk_quant_set_kernel_level(-1) }
+    for level in stride(from: sk_quant_max_kernel_level(), through: 0, by: -1) {
+        sk_quant_set_kernel_level(level)
+        try body(String(cString: sk_quant_kernel_name(level)))
+    }
 }
 
 /// Runs `body` with the kernels' thread count set to `threads`, restoring the previous count.
