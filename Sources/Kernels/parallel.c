@@ -95,8 +95,17 @@ static int ensure_workers(int wanted) {
     return workers;
 }
 
+static sk_parallel_backend_fn backend_run = NULL;
+static const void *backend_data = NULL;
+
+void sk_parallel_set_backend(sk_parallel_backend_fn run, const void *backend) {
+    backend_run = run;
+    backend_data = backend;
+}
+
 void sk_parallel_for(int n, sk_parallel_fn fn, void *context) {
     if (n <= 0) return;
+    if (backend_run) { backend_run(backend_data, n, fn, context); return; }
     int threads = sk_get_threads();
     if (threads > SK_MAX_THREADS) threads = SK_MAX_THREADS;
     if (threads > n) threads = n;

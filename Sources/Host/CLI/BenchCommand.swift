@@ -78,6 +78,10 @@ struct BenchCommand: ParsableCommand {
         let head_rows_only: Bool
         let peak_rss_mb: Double
         let quant: String?
+        /// The quantized kernels' instruction set on this CPU (`avx512-vnni`, `avx2`, `portable`), and
+        /// the CPU itself: figures from different machines are not comparable.
+        let quant_kernels: String
+        let cpu: String
     }
 
     func run() throws {
@@ -138,7 +142,9 @@ struct BenchCommand: ParsableCommand {
                             intermediate_size: encoder.intermediateSize, median_ms: (median * 100).rounded() / 100, min_ms: (timings[0] * 100).rounded() / 100,
                             iterations: iterations, params: model.store.count,
                             head_rows_only: mode == .infer && !fullLastLayer,
-                            peak_rss_mb: Self.peakResidentMegabytes(), quant: quant)
+                            peak_rss_mb: Self.peakResidentMegabytes(), quant: quant,
+                            quant_kernels: String(cString: sk_quant_kernel_name(sk_quant_kernel_level())),
+                            cpu: Self.cpuModel())
         let encoderJSON = JSONEncoder()
         encoderJSON.outputFormatting = [.sortedKeys]
         print(String(decoding: try encoderJSON.encode(result), as: UTF8.self))
@@ -147,6 +153,18 @@ struct BenchCommand: ParsableCommand {
     /// Gradient of mean BCE-with-logits w.r.t. the logits: (sigmoid(x) - y) / B.
     static func bceGradient(logits: [Float], labels: [Float]) -> [Float] {
         zip(logits, labels).map { (1 / (1 + exp(-$0)) - $1) / Float(logits.count) }
+    }
+
+    /// The first `model name` line of /proc/cpuinfo with its family/model numbers, or "unknown".
+    static func cpuModel() -> String {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
+        func field(_ name: String) -> String? {
+            info.split(separator: "\n").first { $0.hasPrefix(name) }
+                .flatMap { $0.split(separator: ":", maxSplits: 1).last }
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        guard let model = field("model name") else { return "unknown" }
+        return "\(model) (family \(field("cpu family") ?? "?"), model \(field("model\t") ?? "?"))"
     }
 
     /// Peak resident set size of this process (VmHWM), in MiB.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Kernels
 import PluginAPI
 
 /// The `sk_host` table a library receives at `init`, with what its callbacks need. One per loaded
@@ -42,7 +43,10 @@ final class HostServices: @unchecked Sendable {
             free: { _, pointer in free(pointer) },
             // No calibration data is reachable through the table yet: methods that need statistics
             // receive them as call arguments (`sk_activation_stats`), which the ABI allows.
-            calibration_stats: nil))
+            calibration_stats: nil,
+            // The host's own pool, so plugin kernels and the model's loops share one set of threads.
+            parallel_for: { _, n, body, context in sk_parallel_for(n, body, context) },
+            thread_count: { _ in sk_get_threads() }))
         table.pointee.host_data = Unmanaged.passUnretained(self).toOpaque()
     }
 

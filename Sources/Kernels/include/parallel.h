@@ -19,6 +19,16 @@ typedef void (*sk_parallel_fn)(void *context, int begin, int end);
 /// `context` is only borrowed for the duration of the call.
 void sk_parallel_for(int n, sk_parallel_fn fn, void *context);
 
+/// Someone else's parallel loop that sk_parallel_for hands its work to: `run(backend, n, fn, context)`
+/// must call fn over [0, n) in contiguous ranges and return when all are done.
+typedef void (*sk_parallel_backend_fn)(const void *backend, int n, sk_parallel_fn fn, void *context);
+
+/// From now on sk_parallel_for runs every loop through `run` (NULL: back to this library's own pool).
+/// A plugin library carries its own copy of these kernels; pointing it at the host's pool (the
+/// `parallel_for` host service) keeps one set of threads on the machine. Call it before any loop
+/// runs (a plugin's init), not while loops are in flight.
+void sk_parallel_set_backend(sk_parallel_backend_fn run, const void *backend);
+
 #ifdef __cplusplus
 }
 #endif

@@ -140,6 +140,21 @@ typedef struct sk_host {
      * calibration data (e.g. while listing plugins) leaves it out. */
     sk_status (*calibration_stats)(const struct sk_host *host, const char *layer_name,
                                    const struct sk_activation_stats **stats, sk_error *error);
+
+    /* ---- added in 1.1: check with SK_HAS_FIELD(host, sk_host, parallel_for) before use ---- */
+
+    /* Runs `body(context, begin, end)` over [0, n) cut into contiguous, nearly equal ranges, one per
+     * thread of the host's pool (the calling thread takes one), and returns when all are done. A
+     * plugin's parallel loops (e.g. a quantized product split over output channels) go through it, so
+     * the host and its plugins share one set of threads and the host's `--threads` setting instead of
+     * each spinning a pool of its own on the same cores. Ranges may run concurrently: `body` writes
+     * only what its range owns. A nested call (from inside `body`) runs [0, n) on the calling thread.
+     * `context` is only borrowed for the duration of the call. MAY BE NULL (then loop alone). */
+    void (*parallel_for)(const struct sk_host *host, int32_t n,
+                         void (*body)(void *context, int32_t begin, int32_t end), void *context);
+
+    /* The number of threads `parallel_for` uses (>= 1). NULL exactly when parallel_for is. */
+    int32_t (*thread_count)(const struct sk_host *host);
 } sk_host;
 
 /* ---- option schema --------------------------------------------------------------------------- */

@@ -101,16 +101,34 @@ nonisolated(unsafe) let staticCalibrationExtension = leak(sk_calibration_ext(
     struct_size: UInt32(MemoryLayout<sk_calibration_ext>.size),
     needs: UInt32(SK_STAT_INPUT_ABS_MAX | SK_STAT_INPUT_SAMPLES), max_sample_rows: calibrationSampleRows))
 
-/// The library carries its own copy of the kernels, thread count included (the host's setting does
-/// not reach it: ABI v1 has no thread-count service). It follows SANKSHEP_THREADS when set, and
-/// otherwise uses every online core, which is also the host's default for `--threads`. OpenBLAS is
-/// shared with the host, so its thread count is left alone.
+/// The library carries its own copy of the kernels. With a host that offers `parallel_for` (ABI 1.1)
+/// their loops run on the host's threads, under the host's `--threads`: one pool on the machine, not
+/// two spinning against each other. An older host gets the library's own pool, sized by
+/// SANKSHEP_THREADS when set and otherwise by the online cores (also the host's default for
+/// `--threads`). OpenBLAS is shared with the host, so its thread count is left alone.
 func configureKernelThreads() {
+    if let host, hostOffersParallelFor(host) {
+        sk_parallel_set_backend({ backend, n, body, context in
+            let table = backend!.assumingMemoryBound(to: sk_host.self)
+            table.pointee.parallel_for(table, n, body, context)
+        }, UnsafeRawPointer(host))
+        return
+    }
+    sk_parallel_set_backend(nil, nil)
     var threads = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     if let text = getenv("SANKSHEP_THREADS").map({ String(cString: $0) }), let value = Int(text), value > 0 {
         threads = value
     }
     sk_quant_set_threads(Int32(max(1, min(threads, 64))))
+}
+
+/// SK_HAS_FIELD(host, sk_host, thread_count) and both 1.1 services filled in. The size is read on its
+/// own first: an older host's table ends before these fields, so nothing past it may be touched.
+private func hostOffersParallelFor(_ host: UnsafePointer<sk_host>) -> Bool {
+    let raw = UnsafeRawPointer(host)
+    guard let end = MemoryLayout<sk_host>.offset(of: \sk_host.thread_count),
+          Int(raw.load(as: UInt32.self)) >= end + MemoryLayout<UnsafeRawPointer>.size else { return false }
+    return host.pointee.parallel_for != nil && host.pointee.thread_count != nil
 }
 
 // ---------------------------------------------------------------- the quantizer table

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Host
+import Kernels
 
 @Suite("Plugin loader and registry")
 struct PluginLoaderTests {
@@ -192,5 +193,58 @@ struct PluginLoaderTests {
                 && wanda.hasSuffix("libSankshepWanda.so"))
         let details = PluginsCommand.details(try registry.method(named: "wanda"))
         #expect(details.contains("needs calibration statistics"))
+    }
+
+    @Test("a plugin's loop through the host's parallel_for service covers every index exactly once on the host's threads")
+    func hostParallelFor() throws {
+        // The pruner counts, through parallel_for, how often each weight's index is visited, and keeps
+        // exactly the weights visited once; it also checks thread_count against the host's setting.
+        let source = """
+        #include "sankshep_plugin.h"
+        #include <stdlib.h>
+        static const sk_host *host_table;
+        static uint8_t *visits;
+        static void visit(void *context, int32_t begin, int32_t end) {
+            (void)context;
+            for (int32_t i = begin; i < end; i++) visits[i] += 1;
+        }
+        static sk_status prune(const sk_method *m, const sk_weight_view *w, const sk_activation_stats *s,
+                               double sparsity, const sk_options *o, uint8_t *keep, sk_error *error) {
+            (void)m; (void)s; (void)sparsity; (void)o;
+            if (!SK_HAS_FIELD(host_table, sk_host, thread_count) || !host_table->parallel_for || !host_table->thread_count)
+                return sk_error_set(error, SK_ERR_UNSUPPORTED, "the host offers no parallel_for");
+            if (host_table->thread_count(host_table) != 2)
+                return sk_error_set(error, SK_ERR_INTERNAL, "thread_count is not the host's 2");
+            int32_t n = (int32_t)(w->rows * w->cols);
+            visits = calloc((size_t)n, 1);
+            if (!visits) return SK_ERR_OUT_OF_MEMORY;
+            host_table->parallel_for(host_table, n, visit, NULL);
+            for (int32_t i = 0; i < n; i++) keep[i] = visits[i] == 1;
+            free(visits);
+            return SK_OK;
+        }
+        static sk_status init(const sk_host *host, sk_error *error) { (void)error; host_table = host; return SK_OK; }
+        static const sk_pruner pruner = { sizeof(sk_pruner), prune, NULL };
+        static const sk_method method = { .struct_size = sizeof(sk_method), .kind = SK_METHOD_PRUNER,
+            .name = "visit_all", .version = "0.1", .description = "test method", .option_count = 0,
+            .options = NULL, .pruner = &pruner };
+        static uint32_t count(void) { return 1; }
+        static const sk_method *at(uint32_t i) { return i == 0 ? &method : NULL; }
+        static const sk_plugin_entry entry = { .struct_size = sizeof(sk_plugin_entry),
+            .abi_version = SANKSHEP_PLUGIN_ABI_VERSION, .name = "test-visit-all", .version = "0.1",
+            .init = init, .method_count = count, .method_at = at };
+        SK_EXPORT const sk_plugin_entry *sankshep_plugin_entry(uint32_t v) { (void)v; return &entry; }
+        """
+        let folder = try PluginTestSupport.makeFolder()
+        let library = try PluginTestSupport.compile(source: source, name: "visit_all", in: folder)
+        let registry = try PluginTestSupport.builtInRegistry(plus: [library])
+        let visitAll = try registry.pruner(named: "visit_all")
+        let previous = sk_get_threads()
+        sk_set_threads(2)
+        defer { sk_set_threads(previous) }
+        for (rows, cols) in [(1, 1), (3, 7), (97, 131)] {
+            let mask = try visitAll.prune(weight: [Float](repeating: 1, count: rows * cols), rows: rows, cols: cols, sparsity: 0)
+            #expect(mask == [UInt8](repeating: 1, count: rows * cols), "\(rows) x \(cols)")
+        }
     }
 }
