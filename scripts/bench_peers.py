@@ -42,6 +42,9 @@ def parse_arguments():
                         help="timed runs for cases whose first run takes over 2 s (bert-base training)")
     parser.add_argument("--quant", action="store_true",
                         help="also PyTorch quantize_dynamic INT8 and ONNX Runtime dynamic INT8 inference")
+    parser.add_argument("--sankshep-quant", default="dynamic,int4", metavar="METHODS",
+                        help="with --quant: sankshep's quantizers to time (comma-separated); the first is compared "
+                             "with the peers' INT8, the others with the first (default: dynamic,int4)")
     parser.add_argument("--bert-base-train", action="store_true",
                         help="add the bert-base training step at 32×32 (slow: ~12 s a step in PyTorch)")
     parser.add_argument("--case", action="append", default=[], metavar="MODE:SHAPE:BATCH:SEQ",
@@ -314,6 +317,7 @@ def main():
             fastest = {}  # peer name -> fastest run, ms (a hint of the noise on a shared machine)
             notes = {}
             sankshep_ms = {}  # peer name -> the sankshep figure it is compared with
+            own = {}          # another sankshep quantizer -> its time against the first one's
             if mode == "train":
                 peers["pytorch"], fastest["pytorch"] = pytorch_train(shape, batch, seq, arguments)
                 ms, report = sankshep.measure(mode, shape, batch, seq, arguments)
@@ -348,9 +352,15 @@ def main():
                     notes["onnxruntime_int8_max_abs_diff"] = float(abs(expected - got).max())
                     peers["onnxruntime-int8"], fastest["onnxruntime-int8"] = onnxruntime_infer(quantized_session, ids, mask, arguments)
                     del quantized_session
-                    ms8, report8 = sankshep.measure(mode, shape, batch, seq, arguments, quant="dynamic")
+                    methods = [m for m in arguments.sankshep_quant.split(",") if m]
+                    ms8, report8 = sankshep.measure(mode, shape, batch, seq, arguments, quant=methods[0])
                     sankshep_ms["pytorch-int8"] = sankshep_ms["onnxruntime-int8"] = ms8
                     notes["sankshep_int8"] = report8
+                    for method in methods[1:]:
+                        ms_other, report_other = sankshep.measure(mode, shape, batch, seq, arguments, quant=method)
+                        own[method] = {"ms": ms_other, "vs": methods[0], "vs_ms": ms8,
+                                       "ratio": round(ms_other / ms8, 3) if ms_other and ms8 else None}
+                        notes[f"sankshep_{method}"] = report_other
             ratios = {peer: (round(sankshep_ms[peer] / peers[peer], 3) if sankshep_ms.get(peer) else None)
                       for peer in peers}
             summary["cases"].append({
@@ -359,6 +369,8 @@ def main():
                 "peers_fastest_ms": {peer: round(ms, 2) for peer, ms in fastest.items()},
                 "sankshep_ms": {peer: (round(ms, 2) if ms else None) for peer, ms in sankshep_ms.items()},
                 "ratio_sankshep_over_peer": ratios,
+                "sankshep_methods": {method: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in entry.items()}
+                                     for method, entry in own.items()},
                 # Differences of the exported/quantized logits from PyTorch FP32, and sankshep's own JSON
                 # report (or the reason it was not measured).
                 "notes": {key: value for key, value in notes.items() if value is not None},
@@ -390,6 +402,10 @@ def print_table(summary):
             print(f"{label:38s} {peer:17s} {ms:10.1f} {(f'{ours:.1f}' if ours else '—'):>12s} "
                   f"{(f'{ratio:.2f}' if ratio else '—'):>7s}")
             label = ""
+        for method, entry in case.get("sankshep_methods", {}).items():
+            if entry["ms"] and entry["vs_ms"]:
+                print(f"{'':38s} {'sankshep ' + entry['vs']:17s} {entry['vs_ms']:10.1f} {entry['ms']:12.1f} "
+                      f"{entry['ratio']:7.2f}   (sankshep {method} / sankshep {entry['vs']})")
     print()
     if not summary["sankshep"].startswith("measured"):
         print(f"sankshep: {summary['sankshep']}")
