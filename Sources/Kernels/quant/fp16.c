@@ -6,7 +6,8 @@
 // once: 2 conversions feed 2·FP16_MR FMAs, so the conversion costs little and each converted
 // panel row is reused across rows of x. Accumulators hold whole output rows of the tile (no
 // horizontal sums). Rows of x go in blocks that stay in L2 while the panels stream past, and the
-// panels are split between threads.
+// panels are split between threads. With AVX-512 one zmm holds a whole panel row: one `vcvtph2ps`
+// per panel and step feeds FP16_ZMM_MR FMAs, and three panels share each broadcast of x.
 #include "quant_common.h"
 #include "quant_kernels.h"
 #include "parallel.h"
@@ -59,7 +60,7 @@ typedef struct {
     const float *bias;
     int N;
     float *y;                  // (M, N)
-    bool avx2;
+    int level;                 // sk_quant_kernel_level() when the call began
 } fp16_job;
 
 // Adds the bias and writes the real channels of a finished tile.
@@ -122,6 +123,61 @@ SK_TARGET_AVX2 static void panels_avx2(const fp16_job *job, int m0, int m1, int 
         }
     }
 }
+
+// ---------------------------------------------------------------- AVX-512
+
+enum { FP16_ZMM_MR = 8, FP16_ZMM_NP = 3 };   // 24 accumulators + 3 weight rows + 1 broadcast of 32 zmm
+
+SK_INLINE SK_TARGET_AVX512_VNNI void tile_avx512(const fp16_job *job, int m, int mr, int p, int np) {
+    const int K = job->K;
+    const size_t panel_halves = (size_t)FP16_NR * K;
+    const uint16_t *panel = job->packed + (size_t)p * panel_halves;
+    const float *x = job->x + (size_t)m * K;
+    __m512 acc[FP16_ZMM_MR][FP16_ZMM_NP];
+    for (int r = 0; r < mr; r++)
+        for (int c = 0; c < np; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        __m512 w[FP16_ZMM_NP];
+        for (int c = 0; c < np; c++)
+            w[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(panel + c * panel_halves + (size_t)k * FP16_NR)));
+        for (int r = 0; r < mr; r++) {
+            __m512 xv = _mm512_set1_ps(x[(size_t)r * K + k]);
+            for (int c = 0; c < np; c++) acc[r][c] = _mm512_fmadd_ps(xv, w[c], acc[r][c]);
+        }
+    }
+    for (int c = 0; c < np; c++) {
+        int n0 = (p + c) * FP16_NR;
+        int valid = job->N - n0 < FP16_NR ? job->N - n0 : FP16_NR;
+        __mmask16 lanes = (__mmask16)((1u << valid) - 1u);
+        __m512 bias = job->bias ? _mm512_maskz_loadu_ps(lanes, job->bias + n0) : _mm512_setzero_ps();
+        for (int r = 0; r < mr; r++)
+            _mm512_mask_storeu_ps(job->y + (size_t)(m + r) * job->N + n0, lanes, _mm512_add_ps(acc[r][c], bias));
+    }
+}
+
+#define FP16_ZMM_FOR_ROWS(NP)                                                   \
+    switch (mr) {                                                               \
+    case 8: tile_avx512(job, m, 8, p, NP); break;                               \
+    case 7: tile_avx512(job, m, 7, p, NP); break;                               \
+    case 6: tile_avx512(job, m, 6, p, NP); break;                               \
+    case 5: tile_avx512(job, m, 5, p, NP); break;                               \
+    case 4: tile_avx512(job, m, 4, p, NP); break;                               \
+    case 3: tile_avx512(job, m, 3, p, NP); break;                               \
+    case 2: tile_avx512(job, m, 2, p, NP); break;                               \
+    default: tile_avx512(job, m, 1, p, NP); break;                              \
+    }
+
+SK_TARGET_AVX512_VNNI static void panels_avx512(const fp16_job *job, int m0, int m1, int p0, int p1) {
+    for (int p = p0; p < p1; p += FP16_ZMM_NP) {
+        int np = p1 - p < FP16_ZMM_NP ? p1 - p : FP16_ZMM_NP;
+        for (int m = m0; m < m1; m += FP16_ZMM_MR) {
+            int mr = m1 - m < FP16_ZMM_MR ? m1 - m : FP16_ZMM_MR;
+            if (np == 3) { FP16_ZMM_FOR_ROWS(3) }
+            else if (np == 2) { FP16_ZMM_FOR_ROWS(2) }
+            else { FP16_ZMM_FOR_ROWS(1) }
+        }
+    }
+}
 #endif
 
 static void panels_portable(const fp16_job *job, int m0, int m1, int p0, int p1) {
@@ -143,7 +199,8 @@ static void run_panels(void *context, int p0, int p1) {
     for (int m0 = 0; m0 < job->M; m0 += block) {
         int m1 = job->M - m0 < block ? job->M : m0 + block;
 #if SK_X86
-        if (job->avx2) { panels_avx2(job, m0, m1, p0, p1); continue; }
+        if (job->level >= SK_KERNELS_AVX512_VNNI) { panels_avx512(job, m0, m1, p0, p1); continue; }
+        if (job->level >= SK_KERNELS_AVX2) { panels_avx2(job, m0, m1, p0, p1); continue; }
 #endif
         panels_portable(job, m0, m1, p0, p1);
     }
@@ -151,7 +208,7 @@ static void run_panels(void *context, int p0, int p1) {
 
 void sk_linear_fp16(const float *x, int M, int K, const uint16_t *packed, const float *bias, int N, float *y) {
     if (M <= 0 || N <= 0) return;
-    fp16_job job = {.x = x, .M = M, .K = K, .packed = packed, .bias = bias, .N = N, .y = y, .avx2 = sk_quant_has_avx2()};
+    fp16_job job = {.x = x, .M = M, .K = K, .packed = packed, .bias = bias, .N = N, .y = y, .level = sk_quant_kernel_level()};
     int panels = (N + FP16_NR - 1) / FP16_NR;
     if ((double)M * N * K >= FP16_PARALLEL_MACS) sk_parallel_for(panels, run_panels, &job);
     else run_panels(&job, 0, panels);
