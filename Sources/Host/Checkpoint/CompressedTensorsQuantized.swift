@@ -137,6 +137,14 @@ enum CompressedTensorsQuantized {
         return data
     }
 
+    /// True when `config` announces quantized weights in one of these layouts. Once they are read
+    /// back as float, the entry no longer describes the model and must go (a float folder saved with
+    /// it would claim integer weights it does not hold).
+    static func announcesQuantizedWeights(_ config: ModelConfig) -> Bool {
+        guard let format = config.raw["quantization_config"]?.objectValue?["format"]?.stringValue else { return false }
+        return Format(rawValue: format) != nil
+    }
+
     // MARK: - Reading
 
     /// Replaces, in `stateDict` (read from `file`), every quantized module's tensors by its float

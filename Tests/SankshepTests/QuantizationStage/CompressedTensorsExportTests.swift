@@ -4,10 +4,13 @@ import Testing
 
 @Suite("compressed-tensors export of a quantized classifier", .serialized)
 struct CompressedTensorsExportTests {
-    /// A quantized copy of the small test classifier, saved into a fresh folder.
-    func quantizedFolder(_ method: String, options: [String: String] = [:]) throws -> (model: QuantizedClassifier, folder: URL, sequences: [[Int]]) {
+    /// A quantized copy of the small test classifier, saved into a fresh folder. `sparse` names
+    /// modules its config announces as sparse-bitmask, as a pruned model's does.
+    func quantizedFolder(_ method: String, options: [String: String] = [:], sparse: [String] = []) throws
+        -> (model: QuantizedClassifier, folder: URL, sequences: [[Int]]) {
         let registry = try PluginTestSupport.builtInRegistry()
         let (classifier, sequences) = try QuantizedClassifierTests().makeClassifier()
+        if !sparse.isEmpty { classifier.config.raw["quantization_config"] = SparseBitmask.quantizationConfig(targets: sparse, globalSparsity: 0.5) }
         let model = try QuantizedClassifier.quantize(classifier, method: registry.quantizer(named: method), options: options, registry: registry,
                                                      calibration: (sequences, Array(sequences.indices), 2), seed: 1, logger: nil)
         let folder = try Fixtures.temporaryFolder()
@@ -87,6 +90,11 @@ struct CompressedTensorsExportTests {
             #expect(reloaded.network.store.tensor(view.name) == store.tensor(view.name), "\(view.name)")
         }
         #expect(reloaded.threshold == model.threshold)
+        // Read back as float, it is saved as float: the quantization_config no longer applies.
+        #expect(reloaded.config.raw["quantization_config"] == nil)
+        let resaved = folder.appendingPathComponent("resaved")
+        try reloaded.save(to: resaved)
+        #expect(try SafeTensorsFile(contentsOf: resaved.appendingPathComponent("model.safetensors")).entries.allSatisfy { $0.dtype == .f32 })
         let rows = Array(sequences.indices)
         for (r, q) in zip(reloaded.probabilities(sequences: sequences, rows: rows, batchSize: 2),
                           model.probabilities(sequences: sequences, rows: rows, batchSize: 2)) {
@@ -131,6 +139,21 @@ struct CompressedTensorsExportTests {
         let settings = try #require(SankshepSettings.read(from: folder))
         #expect(settings.extra["export_compressed_tensors"] == CompressedTensorsExport.folderName)
         #expect(SankshepSettings.read(from: export(folder))?.extra["format"] == "compressed-tensors \(format)")
+    }
+
+    @Test("a pruned model's exports store its weights dense, without the sparse-bitmask entry")
+    func prunedExportsAreDense() throws {
+        let query = try QuantizedClassifierTests().makeClassifier().0.network.names.layers[0].query
+        let (_, folder, _) = try quantizedFolder("dynamic", sparse: [query])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let dequantized = folder.appendingPathComponent(QuantizedClassifier.exportFolderName)
+        #expect(try ModelConfig.read(dequantized.appendingPathComponent("config.json")).raw["quantization_config"] == nil)
+        let float = try SafeTensorsFile(contentsOf: dequantized.appendingPathComponent("model.safetensors"))
+        #expect(float.entry(named: query + ".weight")?.dtype == .f32 && float.entry(named: query + ".bitmask") == nil)
+        let config = try ModelConfig.read(export(folder).appendingPathComponent("config.json"))
+        #expect(config.raw["quantization_config"]?.objectValue?["sparsity_config"] == nil)
+        let quantized = try SafeTensorsFile(contentsOf: export(folder).appendingPathComponent("model.safetensors"))
+        #expect(quantized.entry(named: query + ".weight")?.dtype == .i8 && quantized.entry(named: query + ".bitmask") == nil)
     }
 
     @Test("fp16 has no compressed-tensors layout: its folder gets no such export, and an earlier one there is removed")
