@@ -138,5 +138,12 @@ struct QuantizedClassifierTests {
             let model = try loadDeployableModel(from: folder.appendingPathComponent(name), registry: PluginTestSupport.builtInRegistry())
             #expect(model.summary.hasSuffix("static"))
         }
+        // The final folder holds both exports, and its model card says which to load in transformers.
+        let final = try #require(files.first { $0.hasPrefix("final_") })
+        for export in [QuantizedClassifier.exportFolderName, CompressedTensorsExport.folderName] {
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(final).appendingPathComponent(export).appendingPathComponent("config.json").path))
+        }
+        let card = try String(contentsOf: folder.appendingPathComponent(final).appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(card.contains("from_pretrained(\"\(final)/\(QuantizedClassifier.exportFolderName)\")") && card.contains("`compressed-tensors/`"), "\(card)")
     }
 }
