@@ -43,15 +43,20 @@ enum HuggingFaceDirectory {
     /// expects) and copies of the tokenizer files into `directory`, creating it if needed. Every file
     /// is written atomically, so a folder interrupted half-way never holds a torn file.
     static func write(config: ModelConfig, tensors: [(name: String, tensor: Tensor)], tokenizerFiles: [URL], to directory: URL) throws {
+        // Weights the config announces as sparse-bitmask (a pruned model) are stored compactly.
+        let sparseTargets = SparseBitmask.targets(in: config) ?? []
+        try write(config: config, entries: SparseBitmask.entries(tensors, targets: sparseTargets), tokenizerFiles: tokenizerFiles, to: directory)
+    }
+
+    /// The same with the weights already in their on-disk form (e.g. compressed-tensors quantized
+    /// tensors, which the config must announce).
+    static func write(config: ModelConfig, entries: [SafeTensorsWriter.Entry], tokenizerFiles: [URL], to directory: URL) throws {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
             throw FileWriteError(file: directory.path, problem: "cannot create the folder (\(error.localizedDescription))")
         }
-        // Weights the config announces as sparse-bitmask (a pruned model) are stored compactly.
-        let sparseTargets = SparseBitmask.targets(in: config) ?? []
-        try SafeTensorsWriter.write(entries: SparseBitmask.entries(tensors, targets: sparseTargets), metadata: ["format": "pt"],
-                                    to: directory.appendingPathComponent("model.safetensors"))
+        try SafeTensorsWriter.write(entries: entries, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
         for file in tokenizerFiles {
             let destination = directory.appendingPathComponent(file.lastPathComponent)
             if file.standardizedFileURL.path == destination.standardizedFileURL.path { continue }

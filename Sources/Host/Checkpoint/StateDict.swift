@@ -49,8 +49,10 @@ struct StateDict: Sendable {
         if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) {                // "PK\3\4": a zip, as torch.save writes
             stateDict = try TorchCheckpoint.read(url)
         } else if bytes.count == 9, bytes[8] == UInt8(ascii: "{") {      // length prefix, then a JSON header
-            // Sparse-bitmask weights (compressed-tensors) come back dense.
-            stateDict = try SparseBitmask.denseStateDict(try SafeTensorsFile(contentsOf: url))
+            // Sparse-bitmask and quantized weights (compressed-tensors) come back dense and float.
+            let file = try SafeTensorsFile(contentsOf: url)
+            stateDict = try SparseBitmask.denseStateDict(file)
+            try CompressedTensorsQuantized.dequantize(&stateDict, file: file)
         } else if bytes.first == 0x80 {                                 // a pickle: torch.save's legacy stream
             stateDict = try TorchCheckpoint.read(url)
         } else if bytes.count < 9 {

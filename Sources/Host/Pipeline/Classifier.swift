@@ -47,6 +47,8 @@ final class Classifier {
                      logger: Logger? = nil) throws -> Classifier {
         let (loadedConfig, loadedWeights, weightsFile) = try HuggingFaceDirectory.read(directory)
         var config = loadedConfig
+        // Quantized compressed-tensors weights were read back as float: the config must say float.
+        if CompressedTensorsQuantized.announcesQuantizedWeights(config) { config.raw["quantization_config"] = nil }
         let file = weightsFile.path
         var weights = loadedWeights
         let settings = SankshepSettings.read(from: directory)

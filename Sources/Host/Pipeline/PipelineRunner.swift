@@ -123,8 +123,10 @@ struct PipelineRunner {
         try current.save(to: final, extra: ["stage": labels.last!])
         let provenance = try makeProvenance(summary: summary, baseline: baseline, context: context)
         try provenance.write(to: final)
+        let extra = SankshepSettings.read(from: final)?.extra ?? [:]
+        let exports = [extra["export"], extra["export_compressed_tensors"]].compactMap { $0 }
         try AtomicFile.write(Data(ModelCard.markdown(title: recipe.stageTag, provenance: provenance, rows: summary.rows,
-                                                     final: summary.rows.last!).utf8),
+                                                     final: summary.rows.last!, exports: exports).utf8),
                              to: final.appendingPathComponent("README.md"))
         try writeReport(summary: summary, baseline: baseline, provenance: provenance, context: context)
         return (baseline, summary)

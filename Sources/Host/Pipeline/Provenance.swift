@@ -64,7 +64,10 @@ struct Provenance: Encodable {
 
 /// The README.md of a final model folder: what it is, how well it does, how to load it.
 enum ModelCard {
-    static func markdown(title: String, provenance: Provenance, rows: [StageSummaryRow], final: StageSummaryRow) -> String {
+    /// `exports` are the folder's Hugging Face sub-folders of a quantized model (`transformers`,
+    /// `compressed-tensors`): the folder itself is then Sankshep's quantized format, not transformers'.
+    static func markdown(title: String, provenance: Provenance, rows: [StageSummaryRow], final: StageSummaryRow,
+                         exports: [String] = []) -> String {
         func f(_ value: Double?, _ digits: Int = 4) -> String { value.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
         var lines = [
             "---",
@@ -104,13 +107,15 @@ enum ModelCard {
             "",
             "    sankshep predict --model \(title) --text \"…\"",
             "",
-            "With Hugging Face `transformers` (float weights; see `sankshep.json` for the threshold):",
+            exports.isEmpty ? "With Hugging Face `transformers` (float weights; see `sankshep.json` for the threshold):"
+                : "With Hugging Face `transformers` (see `sankshep.json` for the threshold), from \(exports.map { "`\($0)/`" }.joined(separator: " or ")): "
+                  + "`transformers/` holds the dequantized float weights, `compressed-tensors/` the quantized ones (load it with the `compressed-tensors` package installed):",
             "",
             "```python",
             "from transformers import AutoTokenizer, AutoModelForSequenceClassification",
             "import torch",
-            "tokenizer = AutoTokenizer.from_pretrained(\"\(title)\")",
-            "model = AutoModelForSequenceClassification.from_pretrained(\"\(title)\")",
+            "tokenizer = AutoTokenizer.from_pretrained(\"\(([title] + exports.prefix(1)).joined(separator: "/"))\")",
+            "model = AutoModelForSequenceClassification.from_pretrained(\"\(([title] + exports.prefix(1)).joined(separator: "/"))\")",
             "batch = tokenizer([\"…\"], return_tensors=\"pt\", truncation=True, max_length=128)",
             "probability = torch.sigmoid(model(**batch).logits[:, 0])",
             "is_hate = probability > \(f(final.threshold, 2))",

@@ -19,9 +19,8 @@ struct QuantizationStage: CompressionStage {
                                  uniquingKeysWith: { $1 })
         var calibration: (sequences: [[Int]], rows: [Int], batchSize: Int)?
         if method.neededStatistics != 0 {
-            var random = SeededRandom(seed: UInt64(truncatingIfNeeded: input.settings.seed))
-            let training = input.context.folds[input.baseline.bestFold].train.shuffled(using: &random)
-            let rows = Array(training.prefix(stage.calibrationBatches * input.settings.batchSize))
+            let rows = Self.calibrationRows(folds: input.context.folds, bestFold: input.baseline.bestFold,
+                                            count: stage.calibrationBatches * input.settings.batchSize, seed: input.settings.seed)
             input.context.logger.info("\(input.label): calibrating \(method.name) on \(rows.count) training rows (\(stage.calibrationBatches) batches of \(input.settings.batchSize))")
             calibration = (input.context.sequences, rows, input.settings.batchSize)
         }
@@ -34,5 +33,12 @@ struct QuantizationStage: CompressionStage {
         _ = model.probabilities(sequences: input.context.sequences, rows: Array(input.baseline.heldOut.prefix(8)), batchSize: 8)
         if let failure = model.hook.failure { throw failure }
         return model
+    }
+
+    /// `count` of the best fold's training rows, shuffled under `seed`. `bestFold` counts from 1, as
+    /// the fold summary does; its validation rows are the held-out ones, never calibrated on.
+    static func calibrationRows(folds: [FoldSplit], bestFold: Int, count: Int, seed: Int) -> [Int] {
+        var random = SeededRandom(seed: UInt64(truncatingIfNeeded: seed))
+        return Array(folds[bestFold - 1].train.shuffled(using: &random).prefix(count))
     }
 }

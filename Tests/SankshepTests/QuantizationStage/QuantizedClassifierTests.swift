@@ -110,6 +110,16 @@ struct QuantizedClassifierTests {
         }
     }
 
+    @Test("calibration rows come from the best fold's training rows, never its held-out ones, whichever fold is best")
+    func calibrationRowsAreTraining() {
+        let folds = [FoldSplit(train: [2, 3, 4, 5], validation: [0, 1]), FoldSplit(train: [0, 1, 4, 5], validation: [2, 3]),
+                     FoldSplit(train: [0, 1, 2, 3], validation: [4, 5])]
+        for best in 1...3 {
+            let rows = QuantizationStage.calibrationRows(folds: folds, bestFold: best, count: 3, seed: 42)
+            #expect(rows.count == 3 && Set(rows).isSubset(of: folds[best - 1].train), "fold \(best): \(rows)")
+        }
+    }
+
     @Test("baseline_quant on a slice of the bundled data adds a smaller quantized stage row and its folders")
     func stageEndToEnd() throws {
         let folder = try Fixtures.temporaryFolder()
@@ -128,5 +138,12 @@ struct QuantizedClassifierTests {
             let model = try loadDeployableModel(from: folder.appendingPathComponent(name), registry: PluginTestSupport.builtInRegistry())
             #expect(model.summary.hasSuffix("static"))
         }
+        // The final folder holds both exports, and its model card says which to load in transformers.
+        let final = try #require(files.first { $0.hasPrefix("final_") })
+        for export in [QuantizedClassifier.exportFolderName, CompressedTensorsExport.folderName] {
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(final).appendingPathComponent(export).appendingPathComponent("config.json").path))
+        }
+        let card = try String(contentsOf: folder.appendingPathComponent(final).appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(card.contains("from_pretrained(\"\(final)/\(QuantizedClassifier.exportFolderName)\")") && card.contains("`compressed-tensors/`"), "\(card)")
     }
 }

@@ -14,6 +14,10 @@ import PluginAPI
 ///   transformers/                the dequantized FP32 model as a Hugging Face folder, which
 ///                                `AutoModelForSequenceClassification.from_pretrained` loads (kept in a
 ///                                sub-folder so the size on disk counts only the quantized file)
+///   compressed-tensors/          where the method has a compressed-tensors layout (dynamic, static,
+///                                int4): the quantized weights in it, which `transformers` loads as a
+///                                quantized model with the `compressed-tensors` package
+///                                (CompressedTensorsExport)
 /// Loading finds each layer's plugin by its method name.
 final class QuantizedClassifier: DeployableModel {
     static let weightsFileName = "model.quantized.safetensors"
@@ -114,10 +118,13 @@ final class QuantizedClassifier: DeployableModel {
         var entries: [SafeTensorsWriter.Entry] = []
         var records: [QuantizedLayerRecord] = []
         var covered = Set<String>()
+        var allBlobs: [[String: [UInt8]]] = []
         for weight in weights {
             var record = weight.record
             record.blobs = [:]
-            for (blob, bytes) in try weight.layer.serialize().sorted(by: { $0.key < $1.key }) {
+            let blobs = try weight.layer.serialize()
+            allBlobs.append(blobs)
+            for (blob, bytes) in blobs.sorted(by: { $0.key < $1.key }) {
                 let tensorName = "\(record.name):\(blob)"
                 record.blobs[blob] = tensorName
                 entries.append(Self.blobEntry(name: tensorName, blob: blob, bytes: bytes, rows: record.rows))
@@ -140,10 +147,23 @@ final class QuantizedClassifier: DeployableModel {
         var settingsExtra = extra
         settingsExtra["quantization"] = method
         // The export for transformers: only when every linear layer gave its weight back in float.
+        let exportExtra = settingsExtra.merging(["dequantized_from": method], uniquingKeysWith: { $1 })
         if weights.allSatisfy({ $0.layer.canDequantize }) {
-            try float.save(to: directory.appendingPathComponent(Self.exportFolderName),
-                           extra: settingsExtra.merging(["dequantized_from": method], uniquingKeysWith: { $1 }))
+            // Dense, even for a pruned model: a sparse-bitmask entry would make the plain float
+            // folder need the compressed-tensors package to load.
+            var denseConfig = float.config
+            denseConfig.raw["quantization_config"] = nil
+            let export = directory.appendingPathComponent(Self.exportFolderName)
+            try HuggingFaceDirectory.write(config: denseConfig, tensors: float.namedTensors(), tokenizerFiles: float.tokenizerFiles, to: export)
+            try SankshepSettings(threshold: threshold, pooling: float.network.pooling, extra: exportExtra).write(to: export)
             settingsExtra["export"] = Self.exportFolderName
+        }
+        // And, where compressed-tensors has a layout for the method, the integer weights themselves.
+        if try CompressedTensorsExport.write(float: float, weights: weights, blobs: allBlobs,
+                                             to: directory.appendingPathComponent(CompressedTensorsExport.folderName),
+                                             settings: SankshepSettings(threshold: threshold, pooling: float.network.pooling,
+                                                                        extra: settingsExtra.merging(["quantized_from": method], uniquingKeysWith: { $1 }))) {
+            settingsExtra["export_compressed_tensors"] = CompressedTensorsExport.folderName
         }
         try SankshepSettings(threshold: threshold, pooling: float.network.pooling, extra: settingsExtra).write(to: directory)
         try float.config.write(to: directory.appendingPathComponent("config.json"))
