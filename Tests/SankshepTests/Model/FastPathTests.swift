@@ -32,6 +32,31 @@ struct FastPathTests {
         }
     }
 
+    @Test("the AVX-512 x · Wᵀ kernel equals the plain loop on odd shapes, in both its tile layouts, and beta 0 never reads C",
+          arguments: [1, 5, 37, 128, 133])
+    func avx512LinearForward(m: Int) throws {
+        guard sk_sgemm_nt_avx512_available() else { return }   // this CPU has no AVX-512: nothing to compare
+        for (n, k) in [(1, 1), (7, 15), (17, 16), (49, 17), (100, 129)] {
+            let lda = k + 2, ldb = k + 1, ldc = n + 3
+            let a = Self.values(m * lda, 5, 1), b = Self.values(n * ldb, 6, 1)
+            for beta: Float in [0, 0.25] {
+                // With beta 0, C starts as NaN: reading it would poison the result.
+                var fast = beta == 0 ? [Float](repeating: .nan, count: m * ldc) : Self.values(m * ldc, 7, 1)
+                var slow = beta == 0 ? [Float](repeating: 0, count: m * ldc) : fast
+                #expect(sk_sgemm_nt_avx512(Int32(m), Int32(n), Int32(k), 0.5, a, Int32(lda), b, Int32(ldb), beta, &fast, Int32(ldc)))
+                sk_sgemm_reference(false, true, Int32(m), Int32(n), Int32(k), 0.5, a, Int32(lda), b, Int32(ldb), beta, &slow, Int32(ldc))
+                // Only the (m, n) block is written; the padding columns of C keep what they held.
+                for row in 0..<m {
+                    for column in 0..<n {
+                        let i = row * ldc + column
+                        #expect(abs(fast[i] - slow[i]) <= 1e-4, "m \(m) n \(n) k \(k) beta \(beta) at \(row), \(column)")
+                    }
+                    for column in n..<ldc where beta == 0 { #expect(fast[row * ldc + column].isNaN) }
+                }
+            }
+        }
+    }
+
     @Test("softmax of rows under one key mask: fast and reference agree; masked keys get 0", arguments: [1, 7, 8, 13, 33])
     func maskedSoftmaxRows(length: Int) {
         let rows = 5
