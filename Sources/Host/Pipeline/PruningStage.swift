@@ -225,9 +225,29 @@ struct Masker {
         let store = network.store
         let masks = PruningMasks(layers: layers)
         let pruner = plan.criterion
+        // The word embeddings are handed over transposed (see PrunableLayer): (hidden, vocab) copies,
+        // alive until the masks are made.
+        var transposed: [String: UnsafeMutableBufferPointer<Float>] = [:]
+        defer { for buffer in transposed.values { buffer.deallocate() } }
+        for layer in layers where layer.presentedTransposed {
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: layer.count)
+            Self.transpose(UnsafeBufferPointer(start: store.pointer(layer.weightName), count: layer.count),
+                           rows: layer.rows, cols: layer.cols, into: buffer)
+            transposed[layer.name] = buffer
+        }
         func view(_ layer: PrunableLayer) -> WeightView {
-            WeightView(data: UnsafeBufferPointer(start: store.pointer(layer.weightName), count: layer.count),
-                       rows: layer.rows, cols: layer.cols, layerName: layer.name, layerKind: layer.kind)
+            let data = transposed[layer.name].map { UnsafeBufferPointer($0) }
+                ?? UnsafeBufferPointer(start: store.pointer(layer.weightName), count: layer.count)
+            return WeightView(data: data, rows: layer.presentedRows, cols: layer.presentedCols, layerName: layer.name, layerKind: layer.kind)
+        }
+        /// A mask in the pruner's order, put back in the stored order.
+        func stored(_ mask: [UInt8], _ layer: PrunableLayer) -> [UInt8] {
+            guard layer.presentedTransposed else { return mask }
+            var result = [UInt8](repeating: 0, count: mask.count)
+            mask.withUnsafeBufferPointer { source in
+                result.withUnsafeMutableBufferPointer { Self.transpose(source, rows: layer.presentedRows, cols: layer.presentedCols, into: $0) }
+            }
+            return result
         }
         var unstructured = layers
         if plan.structure == .ffn {
@@ -246,14 +266,22 @@ struct Masker {
         if plan.scope == .global, !unstructured.isEmpty {
             let global = try pruner.pruneGlobally(weights: unstructured.map(view), sparsity: sparsity, options: plan.criterionOptions,
                                                   stats: unstructured.map { stats[$0.name] })
-            for (layer, mask) in zip(unstructured, global) { masks.set(mask, for: layer) }
+            for (layer, mask) in zip(unstructured, global) { masks.set(stored(mask, layer), for: layer) }
         } else {
             for layer in unstructured {
-                masks.set(try pruner.prune(weight: view(layer), sparsity: sparsity, options: plan.criterionOptions,
-                                           stats: stats[layer.name]), for: layer)
+                masks.set(stored(try pruner.prune(weight: view(layer), sparsity: sparsity, options: plan.criterionOptions,
+                                                  stats: stats[layer.name]), layer), for: layer)
             }
         }
         return masks
+    }
+
+    /// output (cols, rows) = input (rows, cols) transposed.
+    static func transpose<T>(_ input: UnsafeBufferPointer<T>, rows: Int, cols: Int, into output: UnsafeMutableBufferPointer<T>) {
+        precondition(input.count == rows * cols && output.count == rows * cols)
+        for r in 0..<rows {
+            for c in 0..<cols { output[c * rows + r] = input[r * cols + c] }
+        }
     }
 }
 
