@@ -200,7 +200,7 @@ static inline const char *sk_options_get(const sk_options *options, const char *
  * the call. */
 typedef struct sk_weight_view {
     uint32_t struct_size;
-    uint32_t layer_kind;        /* SK_LAYER_* */
+    uint32_t layer_kind;        /* SK_LAYER_*; read a kind you do not know as SK_LAYER_OTHER (kinds may be added) */
     const char *layer_name;     /* Hugging Face parameter name, e.g. "bert.encoder.layer.0.output.dense.weight" */
     const float *data;          /* (rows, cols), contiguous */
     int64_t rows;
