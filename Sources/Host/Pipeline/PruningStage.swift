@@ -44,8 +44,15 @@ struct PruningStage: CompressionStage {
         if plan.criterion.neededStatistics != 0 {
             let rows = Self.calibrationRows(fold.train, count: stage.calibSamples)
             logger.info("\(input.label): collecting activation statistics on \(rows.count) training comments")
-            stats = try ActivationCollector.collect(network: network, layers: layers, sequences: context.sequences, rows: rows,
-                                                    padID: classifier.tokenizer.padId)
+            stats = try ActivationCollector.collect(network: network, layers: layers.filter { $0.kind != .embedding },
+                                                    sequences: context.sequences, rows: rows, padID: classifier.tokenizer.padId)
+            // The word embeddings' statistics are token counts, which need no forward: they are counted over
+            // every training comment, not the calibration sample. With 512 comments most of the vocabulary
+            // would never occur, score 0 and lose its embedding, though held-out comments use it.
+            for layer in layers where layer.kind == .embedding {
+                stats[layer.name] = ActivationCollector.tokenStatistics(sequences: fold.train.map { context.sequences[$0] },
+                                                                        vocabulary: layer.rows)
+            }
         }
         let masker = Masker(plan: plan, layers: layers, stats: stats)
 

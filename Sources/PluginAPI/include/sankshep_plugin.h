@@ -191,7 +191,8 @@ static inline const char *sk_options_get(const sk_options *options, const char *
                                * E[token] (E: vocab x hidden) is E^T applied to a one-hot token, so the view
                                * is E^T, rows = hidden, cols = vocab (one input feature per token), and its
                                * statistics count tokens: ||X_j||_2 = sqrt(occurrences of token j in the
-                               * calibration comments), abs-max 1 for a seen token, 0 otherwise, range [0, 1].
+                               * training comments -- all of them, counting needs no forward), abs-max 1 for
+                               * a seen token, 0 otherwise, range [0, 1].
                                * A method that treats every SK_LAYER_* alike needs nothing more. Added in
                                * ABI 1 without a version change: a method must read unknown kinds as OTHER. */
 

@@ -125,6 +125,15 @@ struct StructuredHeadsTests {
         #expect(again.config.prunedHeads == [0: [1, 2, 3], 1: [0, 1]])
     }
 
+    @Test("a student made of a head-pruned teacher's layers keeps the heads those layers kept")
+    func studentFromPrunedTeacher() throws {
+        let teacher = try StructuredHeads.remove(try fourHeadClassifier(), keep: [[true, false, false, false], [true, true, true, false]])
+        let student = try StudentFactory.fromTeacherLayers(teacher, layers: [1])
+        #expect(student.config.prunedHeads == [0: [3]])
+        let query = student.network.names.layers[0].query + ".weight"
+        #expect(student.network.store.tensor(query) == teacher.network.store.tensor(teacher.network.names.layers[1].query + ".weight"))
+    }
+
     /// The fixtures' models with heads removed, saved with the logits Sankshep computes on the reference
     /// batch. With SANKSHEP_EXPORT_DIR set the folders are kept for
     /// `scripts/check_transformers_load.py DIR DIR/reference.safetensors` (transformers 4.x applies pruned_heads).

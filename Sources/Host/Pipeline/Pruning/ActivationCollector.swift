@@ -95,8 +95,9 @@ final class ActivationCollector: LinearLayerHook {
     /// (SK_LAYER_EMBEDDING): input feature j is token j, 1 where it occurs and 0 elsewhere, so
     /// ||X_j||_2 = sqrt(occurrences of j), the abs-max is 1 for a token that occurs and 0 otherwise, and
     /// the range is [0, 1]. Counted over the comments' real tokens: padding is not an input the model
-    /// reads (the attention mask drops it). A token the calibration comments never use gets norm 0, which
-    /// is what WANDA's |W_ij| · ||X_j|| says about it: on this data it never matters.
+    /// reads (the attention mask drops it). A token the comments never use gets norm 0, which is what
+    /// WANDA's |W_ij| · ||X_j|| says about it; so the prune stage counts over every training comment
+    /// (counting is cheap), not only the calibration sample.
     static func tokenStatistics(sequences: [[Int]], vocabulary: Int) -> ActivationStats {
         var counts = [Int](repeating: 0, count: vocabulary)
         var tokens = 0
