@@ -212,7 +212,7 @@ struct PruningOptions: ParsableArguments {
     @Option(name: .customLong("fine_tune_epochs"), help: "Epochs of healing after pruning.")
     var fineTuneEpochs = 3
 
-    @Option(name: .customLong("prune_option"), help: ArgumentHelp("A further option of the pruning method, name=value; repeatable.", valueName: "name=value"))
+    @Option(name: .customLong("prune_option"), help: ArgumentHelp("A further option of the pruning method, name=value; repeatable. Any method also takes scope=layer|global and structure=none|ffn|heads (whole FFN neurons or attention heads removed, with a structured pruner such as magnitude).", valueName: "name=value"))
     var pruneOptions: [String] = []
 }
 
