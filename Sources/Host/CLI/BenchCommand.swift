@@ -56,6 +56,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("intermediate_size"),
             help: "Override the shape's feed-forward width, e.g. half of it to time a model whose FFN neurons were pruned structurally.")
     var intermediateSize: Int?
+    @Option(name: .customLong("kept_heads"),
+            help: "Keep this many attention heads in every layer (the others removed, as structure=heads does), to time a model whose heads were pruned structurally.")
+    var keptHeads: Int?
 
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1, not \(batch)") }
@@ -67,11 +70,14 @@ struct BenchCommand: ParsableCommand {
         if iterations < 1 { throw ValidationError("--iterations must be at least 1, not \(iterations)") }
         if quant != nil, mode != .infer { throw ValidationError("--quant times inference only; add --mode infer") }
         if let intermediateSize, intermediateSize < 1 { throw ValidationError("--intermediate_size must be at least 1, not \(intermediateSize)") }
+        if let keptHeads, !(1...shape.encoder.heads).contains(keptHeads) {
+            throw ValidationError("--kept_heads must be between 1 and the \(shape.encoder.heads) heads of \(shape.rawValue), not \(keptHeads)")
+        }
     }
 
     struct Result: Encodable {
         let mode: String, shape: String
-        let batch, seq, threads, intermediate_size: Int
+        let batch, seq, threads, intermediate_size, heads_per_layer: Int
         let median_ms, min_ms: Double
         let iterations, params: Int
         /// Inference ran the last layer for the [CLS] rows only (`headRowsOnlyInInference`).
@@ -88,6 +94,10 @@ struct BenchCommand: ParsableCommand {
         sk_set_threads(Int32(threads))
         var encoder = shape.encoder
         if let intermediateSize { encoder.intermediateSize = intermediateSize }
+        if let keptHeads, keptHeads < encoder.heads {
+            // Which heads go does not change the timing: the last ones of every layer.
+            encoder.prunedHeads = Dictionary(uniqueKeysWithValues: (0..<encoder.layers).map { ($0, Array(keptHeads..<encoder.heads)) })
+        }
         let model = SequenceClassifier(shape: encoder, head: .huggingFace(for: encoder.modelType), numLabels: 1)
         model.initializeRandomly(seed: 42)
         model.frozenEncoder = freezeBase
@@ -139,7 +149,7 @@ struct BenchCommand: ParsableCommand {
         let median = timings.count % 2 == 1 ? timings[timings.count / 2]
             : (timings[timings.count / 2 - 1] + timings[timings.count / 2]) / 2
         let result = Result(mode: mode.rawValue, shape: shape.rawValue, batch: batch, seq: seq, threads: threads,
-                            intermediate_size: encoder.intermediateSize, median_ms: (median * 100).rounded() / 100, min_ms: (timings[0] * 100).rounded() / 100,
+                            intermediate_size: encoder.intermediateSize, heads_per_layer: encoder.heads(inLayer: 0), median_ms: (median * 100).rounded() / 100, min_ms: (timings[0] * 100).rounded() / 100,
                             iterations: iterations, params: model.store.count,
                             head_rows_only: mode == .infer && !fullLastLayer,
                             peak_rss_mb: Self.peakResidentMegabytes(), quant: quant,

@@ -21,7 +21,10 @@ extension Pooling: ExpressibleByArgument {}
 extension BadRowPolicy: ExpressibleByArgument {}
 enum KDMethod: String, CaseIterable, ExpressibleByArgument, Sendable { case logit, hidden, attention, multi_level }
 enum PruneScheduleName: String, CaseIterable, ExpressibleByArgument, Sendable { case cubic, linear, exponential }
-enum PruneLayers: String, CaseIterable, ExpressibleByArgument, Sendable { case all, attention, ffn, encoder }
+/// What `--prune_layers` selects: `all` = every linear layer but the final classifier row, plus the
+/// word embeddings; `linear` = the same without the embeddings; `encoder` = the encoder's linear layers;
+/// `attention` / `ffn` = one block of them; `embeddings` = the word embeddings alone.
+enum PruneLayers: String, CaseIterable, ExpressibleByArgument, Sendable { case all, linear, attention, ffn, encoder, embeddings }
 
 struct DataOptions: ParsableArguments {
     @Option(name: .customLong("data_path"), help: "CSV file of comments and labels (default: the bundled data/HateSpeech.csv).")
@@ -197,7 +200,7 @@ struct PruningOptions: ParsableArguments {
     @Option(name: .customLong("prune_frequency"), help: "Gradual pruning: steps between mask updates.")
     var pruneFrequency: Int?
 
-    @Option(name: .customLong("prune_layers"), help: "Which linear layers are pruned: all, attention, ffn or encoder.")
+    @Option(name: .customLong("prune_layers"), help: "What is pruned: all (every linear layer but the final classifier row, and the word embeddings), linear (the same without the embeddings), encoder (the encoder's linear layers), attention, ffn, or embeddings (the word embeddings alone).")
     var pruneLayers: PruneLayers = .all
 
     @Option(name: .customLong("calib_samples"), help: "Calibration comments for methods that need activation statistics (wanda).")
@@ -209,7 +212,7 @@ struct PruningOptions: ParsableArguments {
     @Option(name: .customLong("fine_tune_epochs"), help: "Epochs of healing after pruning.")
     var fineTuneEpochs = 3
 
-    @Option(name: .customLong("prune_option"), help: ArgumentHelp("A further option of the pruning method, name=value; repeatable.", valueName: "name=value"))
+    @Option(name: .customLong("prune_option"), help: ArgumentHelp("A further option of the pruning method, name=value; repeatable. Any method also takes scope=layer|global and structure=none|ffn|heads (whole FFN neurons or attention heads removed, with a structured pruner such as magnitude).", valueName: "name=value"))
     var pruneOptions: [String] = []
 }
 

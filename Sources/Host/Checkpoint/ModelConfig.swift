@@ -31,6 +31,9 @@ struct ModelConfig: Sendable, Equatable {
     /// From `id2label` (Hugging Face's rule); the pipeline uses 1 label with BCE.
     var numLabels: Int
     var architectures: [String]
+    /// Attention heads removed per layer, as Hugging Face's `pruned_heads` says: layer → the original
+    /// indices of its removed heads (`{"0": [1, 3]}` in the JSON). Empty for an unpruned model.
+    var prunedHeads: [Int: [Int]] = [:]
     /// The JSON as read (empty for a preset); known keys are overwritten from the fields on write.
     var raw: [String: JSONValue]
 
@@ -152,11 +155,36 @@ struct ModelConfig: Sendable, Equatable {
             self.architectures = []
         }
         self.raw = object
+        self.prunedHeads = try Self.readPrunedHeads(object["pruned_heads"], layers: numLayers, heads: numHeads, fail: fail)
 
         guard hiddenSize % numHeads == 0 else {
             throw fail("the hidden size \(hiddenSize) is not a multiple of the \(numHeads) attention heads")
         }
         guard padTokenId < vocabSize else { throw fail("pad_token_id \(padTokenId) is outside the vocabulary of \(vocabSize)") }
+    }
+
+    /// Checks `pruned_heads`: an object whose keys are layer indices and whose values list distinct
+    /// head indices of that layer, never all of them (a layer needs a head).
+    private static func readPrunedHeads(_ value: JSONValue?, layers: Int, heads: Int,
+                                        fail: (String) -> CheckpointError) throws -> [Int: [Int]] {
+        guard let value, !value.isNull else { return [:] }
+        guard let object = value.objectValue else { throw fail("pruned_heads is \(value.summary), not an object of layer → head indices") }
+        var result: [Int: [Int]] = [:]
+        for (key, item) in object {
+            guard let layer = Int(key), (0..<layers).contains(layer) else {
+                throw fail("pruned_heads key \"\(key)\" is not a layer index in 0..<\(layers)")
+            }
+            guard let list = item.arrayValue, case let indices = list.compactMap(\.intValue), indices.count == list.count else {
+                throw fail("pruned_heads[\"\(key)\"] is \(item.summary), not a list of head indices")
+            }
+            if let bad = indices.first(where: { !(0..<heads).contains($0) }) {
+                throw fail("pruned_heads[\"\(key)\"] names head \(bad), outside 0..<\(heads)")
+            }
+            guard Set(indices).count == indices.count else { throw fail("pruned_heads[\"\(key)\"] names a head twice: \(indices)") }
+            guard indices.count < heads else { throw fail("pruned_heads[\"\(key)\"] removes all \(heads) heads of layer \(layer); a layer needs one") }
+            if !indices.isEmpty { result[layer] = indices.sorted() }
+        }
+        return result
     }
 
     // MARK: - Writing
@@ -194,6 +222,9 @@ struct ModelConfig: Sendable, Equatable {
             set("label2id", .object(Dictionary(uniqueKeysWithValues: (0..<numLabels).map { ("LABEL_\($0)", .int($0)) })))
         }
         if object["num_labels"] != nil { set("num_labels", .int(numLabels)) }
+        // Hugging Face (4.x) removes these heads at init, before it loads the smaller tensors.
+        object["pruned_heads"] = prunedHeads.isEmpty ? nil
+            : .object(Dictionary(uniqueKeysWithValues: prunedHeads.map { ("\($0.key)", .array($0.value.sorted().map { .int($0) })) }))
         return try JSONValue.object(object).prettyPrinted()
     }
 

@@ -27,8 +27,22 @@ struct EncoderShape: Equatable, Sendable {
     /// Dropout in the classification head (BERT: `classifier_dropout` or else `hidden_dropout_prob`;
     /// DistilBERT: `seq_classif_dropout`; the seed framework's head: its `--dropout`).
     var classifierDropout: Float
+    /// Attention heads removed from each layer (Hugging Face's `pruned_heads`): layer → the original
+    /// indices of its removed heads. A layer keeps `heads(inLayer:)` heads of `headSize` each, so its
+    /// query/key/value weights are (kept · headSize, hidden) and its attention output (hidden, kept · headSize).
+    var prunedHeads: [Int: [Int]] = [:]
 
+    /// The size of one head: fixed by the unpruned model (`heads` is the config's head count).
     var headSize: Int { hiddenSize / heads }
+    /// The heads layer `layer` computes.
+    func heads(inLayer layer: Int) -> Int { heads - (prunedHeads[layer]?.count ?? 0) }
+    /// The width of layer `layer`'s attention: its query/key/value outputs and the context.
+    func attentionWidth(layer: Int) -> Int { heads(inLayer: layer) * headSize }
+    /// The original indices of the heads layer `layer` keeps, in order.
+    func keptHeads(inLayer layer: Int) -> [Int] {
+        let removed = Set(prunedHeads[layer] ?? [])
+        return (0..<heads).filter { !removed.contains($0) }
+    }
 
     init(modelType: EncoderType, vocabSize: Int, hiddenSize: Int, layers: Int, heads: Int,
          intermediateSize: Int, maxPositions: Int, typeVocabSize: Int, layerNormEps: Float = 1e-12,
@@ -175,5 +189,6 @@ extension EncoderShape {
                   layerNormEps: config.modelType == .distilbert ? 1e-12 : Float(config.layerNormEps),
                   hiddenDropout: Float(config.hiddenDropout), attentionDropout: Float(config.attentionDropout),
                   classifierDropout: Float(config.headDropout))
+        prunedHeads = config.prunedHeads
     }
 }

@@ -89,7 +89,8 @@ func headHiddenSize(_ shape: EncoderShape, _ head: ClassifierHead) -> Int {
 /// names it. Linear weights are (out, in) as in PyTorch.
 ///
 /// Order matters only for speed: each layer's query, key and value weights come one after another
-/// (then their three biases), so the three projections run as one GEMM against a (3H, H) matrix.
+/// (then their three biases), so the three projections run as one GEMM against a (3A, H) matrix
+/// (A = the layer's attention width: H, or less when heads were removed).
 func parameterLayout(_ shape: EncoderShape, head: ClassifierHead, numLabels: Int) -> [(name: String, shape: [Int])] {
     precondition(numLabels >= 1, "a classifier needs at least one label")
     let names = ModelParameterNames(shape: shape, head: head)
@@ -100,10 +101,12 @@ func parameterLayout(_ shape: EncoderShape, head: ClassifierHead, numLabels: Int
     ]
     if let types = names.tokenTypeEmbeddings { layout.append((types, [shape.typeVocabSize, h])) }
     layout += [(names.embeddingNorm + ".weight", [h]), (names.embeddingNorm + ".bias", [h])]
-    for layer in names.layers {
-        layout += [(layer.query + ".weight", [h, h]), (layer.key + ".weight", [h, h]), (layer.value + ".weight", [h, h]),
-                   (layer.query + ".bias", [h]), (layer.key + ".bias", [h]), (layer.value + ".bias", [h]),
-                   (layer.attentionOutput + ".weight", [h, h]), (layer.attentionOutput + ".bias", [h]),
+    for (index, layer) in names.layers.enumerated() {
+        // a: the layer's attention width, h unless heads were removed (pruned_heads).
+        let a = shape.attentionWidth(layer: index)
+        layout += [(layer.query + ".weight", [a, h]), (layer.key + ".weight", [a, h]), (layer.value + ".weight", [a, h]),
+                   (layer.query + ".bias", [a]), (layer.key + ".bias", [a]), (layer.value + ".bias", [a]),
+                   (layer.attentionOutput + ".weight", [h, a]), (layer.attentionOutput + ".bias", [h]),
                    (layer.attentionNorm + ".weight", [h]), (layer.attentionNorm + ".bias", [h]),
                    (layer.ffnIn + ".weight", [ffn, h]), (layer.ffnIn + ".bias", [ffn]),
                    (layer.ffnOut + ".weight", [h, ffn]), (layer.ffnOut + ".bias", [h]),

@@ -16,6 +16,9 @@ struct ModelInputError: Error, CustomStringConvertible {
 ///
 ///     x -> [QKV] -> softmax(QK^T/sqrt(dh), mask) V -> out proj -> dropout(BERT) -> +x -> LN1
 ///       -> FFN in -> GELU -> FFN out -> dropout -> +LN1 -> LN2
+///
+/// A layer whose heads were removed (`shape.prunedHeads`) runs the same code with fewer heads: its
+/// attention width A = kept heads × dh is below H, Q/K/V are (A, H) and the output projection (H, A).
 final class SequenceClassifier {
     let shape: EncoderShape
     let head: ClassifierHead
@@ -60,11 +63,11 @@ final class SequenceClassifier {
 
     /// What one layer's forward kept for its backward. N = B * T.
     private struct LayerBuffers {
-        let qkv: FloatPointer               // (N, 3H) [Q | K | V]
-        let probs: FloatPointer             // (B, nh, T, T) attention probabilities before dropout
+        let qkv: FloatPointer               // (N, 3A) [Q | K | V], A = the layer's attention width
+        let probs: FloatPointer             // (B, nh, T, T) attention probabilities before dropout (nh: this layer's heads)
         let probsMask: FloatPointer?        // (B, nh, T, T) attention dropout mask, training only
         let droppedProbs: FloatPointer?     // (B, nh, T, T) probs * probsMask
-        let context: FloatPointer           // (N, H) attention output before the projection
+        let context: FloatPointer           // (N, A) attention output before the projection
         let attentionMask: FloatPointer?    // (N, H) dropout mask of the projection (BERT, training)
         let residual1: FloatPointer         // (N, H) x + attention: input of LN1
         let norm1: FloatPointer             // (N, H) LN1 output
@@ -115,13 +118,14 @@ final class SequenceClassifier {
         let store = ParameterStore(layout: parameterLayout(shape, head: head, numLabels: numLabels))
         self.store = store
         let h = shape.hiddenSize
-        self.layerOffsets = names.layers.map { layer in
+        self.layerOffsets = names.layers.enumerated().map { index, layer in
             func offset(_ name: String) -> Int { store.view(named: name)!.offset }
+            let a = shape.attentionWidth(layer: index)
             // The fused QKV GEMM relies on the layout putting the three weights, then the three biases, side by side.
-            precondition(offset(layer.key + ".weight") == offset(layer.query + ".weight") + h * h &&
-                         offset(layer.value + ".weight") == offset(layer.query + ".weight") + 2 * h * h &&
-                         offset(layer.key + ".bias") == offset(layer.query + ".bias") + h &&
-                         offset(layer.value + ".bias") == offset(layer.query + ".bias") + 2 * h,
+            precondition(offset(layer.key + ".weight") == offset(layer.query + ".weight") + a * h &&
+                         offset(layer.value + ".weight") == offset(layer.query + ".weight") + 2 * a * h &&
+                         offset(layer.key + ".bias") == offset(layer.query + ".bias") + a &&
+                         offset(layer.value + ".bias") == offset(layer.query + ".bias") + 2 * a,
                          "parameter layout must keep query/key/value contiguous")
             return LayerOffsets(qkvWeight: offset(layer.query + ".weight"), qkvBias: offset(layer.query + ".bias"),
                                 outWeight: offset(layer.attentionOutput + ".weight"), outBias: offset(layer.attentionOutput + ".bias"),
@@ -169,7 +173,6 @@ final class SequenceClassifier {
         let seed = dropoutSeed
         // Each dropout site of a step draws from its own stream: (step, site).
         func stream(_ site: Int) -> UInt64 { step << 20 | UInt64(site) }
-        let attention = AttentionCore.Shape(batch: B, length: T, heads: shape.heads, headSize: shape.headSize)
 
         floats.rewind()
         integers.rewind()
@@ -206,19 +209,20 @@ final class SequenceClassifier {
         var layers: [LayerBuffers] = []
         layers.reserveCapacity(L)
         for l in 0..<(headRowsOnly ? L - 1 : L) {
-            let p = layerOffsets[l], x = hidden[l], ln = names.layers[l]
-            // qkv (N, 3H) = x @ [Wq; Wk; Wv]^T + [bq; bk; bv]
-            let qkv = floats.take(N * 3 * H)
-            encoderLinear(hook, [ln.query, ln.key, ln.value], out: qkv, inp: x, weight: value(p.qkvWeight), bias: value(p.qkvBias), rows: N, inFeatures: H, outFeatures: 3 * H)
+            let p = layerOffsets[l], x = hidden[l], ln = names.layers[l], A = shape.attentionWidth(layer: l)
+            let attention = AttentionCore.Shape(batch: B, length: T, heads: shape.heads(inLayer: l), headSize: shape.headSize)
+            // qkv (N, 3A) = x @ [Wq; Wk; Wv]^T + [bq; bk; bv]
+            let qkv = floats.take(N * 3 * A)
+            encoderLinear(hook, [ln.query, ln.key, ln.value], out: qkv, inp: x, weight: value(p.qkvWeight), bias: value(p.qkvBias), rows: N, inFeatures: H, outFeatures: 3 * A)
             let probs = floats.take(attention.scoreCount)
             let probsMask = attentionP > 0 ? floats.take(attention.scoreCount) : nil
             let droppedProbs = attentionP > 0 ? floats.take(attention.scoreCount) : nil
-            let context = floats.take(N * H)
+            let context = floats.take(N * A)
             AttentionCore.forward(context: context, probs: probs, dropoutMask: probsMask, dropped: droppedProbs, dropoutP: attentionP,
                                   seed: seed, stream: stream(1 + 4 * l), qkv: qkv, keyMask: keyMask, shape: attention)
             // residual1 (N, H) = x + dropout(context @ Wo^T + bo)   (DistilBERT has no dropout here)
             let residual1 = floats.take(N * H)
-            encoderLinear(hook, [ln.attentionOutput], out: residual1, inp: context, weight: value(p.outWeight), bias: value(p.outBias), rows: N, inFeatures: H, outFeatures: H)
+            encoderLinear(hook, [ln.attentionOutput], out: residual1, inp: context, weight: value(p.outWeight), bias: value(p.outBias), rows: N, inFeatures: A, outFeatures: H)
             let attentionMask = hiddenP > 0 && shape.modelType == .bert ? floats.take(N * H) : nil
             if let attentionMask {
                 Dropout.forward(out: residual1, inp: residual1, mask: attentionMask, count: N * H, p: hiddenP, seed: seed, stream: stream(2 + 4 * l))
@@ -283,52 +287,54 @@ final class SequenceClassifier {
     /// previous layer's output. Returns the layer's output rows of the B [CLS] tokens, (B, H).
     private func lastLayerForHeadRows(_ hook: LinearLayerHook?, x: UnsafePointer<Float>, keyMask: UnsafePointer<Float>,
                                       batch B: Int, length T: Int) -> FloatPointer {
-        let H = shape.hiddenSize, I = shape.intermediateSize, N = B * T, nh = shape.heads, dh = shape.headSize
-        let p = layerOffsets[shape.layers - 1], eps = shape.layerNormEps, ln = names.layers[shape.layers - 1]
+        let last = shape.layers - 1
+        let H = shape.hiddenSize, I = shape.intermediateSize, N = B * T, nh = shape.heads(inLayer: last), dh = shape.headSize
+        let A = shape.attentionWidth(layer: last)
+        let p = layerOffsets[last], eps = shape.layerNormEps, ln = names.layers[last]
         // cls (B, H): the [CLS] row of each sequence.
         let cls = floats.take(B * H)
         for b in 0..<B { (cls + b * H).update(from: x + b * T * H, count: H) }
-        let q = floats.take(B * H)
-        // kv: keys and values of every token, row stride kvStride (values at + H).
+        let q = floats.take(B * A)
+        // kv: keys and values of every token, row stride kvStride (values at + A).
         let kv: UnsafePointer<Float>, kvStride: Int
         if let hook {
-            // The hook's layer is the fused query/key/value one: run it on every row, qkv (N, 3H), and take
+            // The hook's layer is the fused query/key/value one: run it on every row, qkv (N, 3A), and take
             // the [CLS] queries from it. The extra queries cost 1/3 of this product; the rest of the layer
             // still runs on B rows only.
-            let qkv = floats.take(N * 3 * H)
+            let qkv = floats.take(N * 3 * A)
             encoderLinear(hook, [ln.query, ln.key, ln.value], out: qkv, inp: x, weight: value(p.qkvWeight), bias: value(p.qkvBias),
-                          rows: N, inFeatures: H, outFeatures: 3 * H)
-            for b in 0..<B { (q + b * H).update(from: qkv + b * T * 3 * H, count: H) }
-            kv = UnsafePointer(qkv + H)
-            kvStride = 3 * H
+                          rows: N, inFeatures: H, outFeatures: 3 * A)
+            for b in 0..<B { (q + b * A).update(from: qkv + b * T * 3 * A, count: A) }
+            kv = UnsafePointer(qkv + A)
+            kvStride = 3 * A
         } else {
-            // kv (N, 2H) = x @ [Wk; Wv]^T + [bk; bv]; q (B, H) = cls @ Wq^T + bq.
-            let keysValues = floats.take(N * 2 * H)
-            LinearLayer.forward(out: keysValues, inp: x, weight: value(p.qkvWeight) + H * H, bias: value(p.qkvBias) + H,
-                                rows: N, inFeatures: H, outFeatures: 2 * H)
-            LinearLayer.forward(out: q, inp: cls, weight: value(p.qkvWeight), bias: value(p.qkvBias), rows: B, inFeatures: H, outFeatures: H)
+            // kv (N, 2A) = x @ [Wk; Wv]^T + [bk; bv]; q (B, A) = cls @ Wq^T + bq.
+            let keysValues = floats.take(N * 2 * A)
+            LinearLayer.forward(out: keysValues, inp: x, weight: value(p.qkvWeight) + A * H, bias: value(p.qkvBias) + A,
+                                rows: N, inFeatures: H, outFeatures: 2 * A)
+            LinearLayer.forward(out: q, inp: cls, weight: value(p.qkvWeight), bias: value(p.qkvBias), rows: B, inFeatures: H, outFeatures: A)
             kv = UnsafePointer(keysValues)
-            kvStride = 2 * H
+            kvStride = 2 * A
         }
         // Per sequence and head: scores (1, T) = scale * q K^T, masked softmax, context (1, dh) = probs @ V.
-        let scores = floats.take(B * nh * T), context = floats.take(B * H)
+        let scores = floats.take(B * nh * T), context = floats.take(B * A)
         let scale = 1 / Float(dh).squareRoot()
         for b in 0..<B {
-            let keys = kv + b * T * kvStride, values = keys + H, probs = scores + b * nh * T
+            let keys = kv + b * T * kvStride, values = keys + A, probs = scores + b * nh * T
             for h in 0..<nh {
-                gemm(false, true, m: 1, n: T, k: dh, alpha: scale, q + b * H + h * dh, lda: H, keys + h * dh, ldb: kvStride,
+                gemm(false, true, m: 1, n: T, k: dh, alpha: scale, q + b * A + h * dh, lda: A, keys + h * dh, ldb: kvStride,
                      beta: 0, probs + h * T, ldc: T)
             }
             sk_masked_softmax_rows(probs, probs, keyMask + b * T, nh, Int32(T))
             for h in 0..<nh {
                 gemm(false, false, m: 1, n: dh, k: T, probs + h * T, lda: T, values + h * dh, ldb: kvStride,
-                     beta: 0, context + b * H + h * dh, ldc: H)
+                     beta: 0, context + b * A + h * dh, ldc: A)
             }
         }
         // The rest of the layer as in `forward`, on B rows: projection + residual, LN1, FFN + residual, LN2.
         let residual1 = floats.take(B * H)
         encoderLinear(hook, [ln.attentionOutput], out: residual1, inp: context, weight: value(p.outWeight), bias: value(p.outBias),
-                      rows: B, inFeatures: H, outFeatures: H)
+                      rows: B, inFeatures: A, outFeatures: H)
         sk_add(residual1, residual1, cls, B * H)
         let norm1 = floats.take(B * H), norm1Mean = floats.take(B), norm1Rstd = floats.take(B)
         sk_layernorm_forward(norm1, norm1Mean, norm1Rstd, residual1, value(p.norm1Weight), value(p.norm1Bias), Int32(B), Int32(H), eps)
@@ -421,12 +427,13 @@ final class SequenceClassifier {
         }
         addExtra(L)
 
+        // Buffers sized for the widest layer (A <= H, a layer's heads <= shape.heads), reused by every layer.
         let dResidual = floats.take(N * H), dProjection = floats.take(N * H), dNorm1 = floats.take(N * H)
         let dContext = floats.take(N * H), dFfn = floats.take(N * I), dqkv = floats.take(N * 3 * H)
-        let attention = AttentionCore.Shape(batch: B, length: T, heads: shape.heads, headSize: shape.headSize)
-        let dProbs = floats.take(attention.scoreCount)
+        let dProbs = floats.take(B * shape.heads * T * T)
         for l in stride(from: L - 1, through: 0, by: -1) {
-            let p = layerOffsets[l], a = saved.layers[l], x = saved.hidden[l]
+            let p = layerOffsets[l], a = saved.layers[l], x = saved.hidden[l], A = shape.attentionWidth(layer: l)
+            let attention = AttentionCore.Shape(batch: B, length: T, heads: shape.heads(inLayer: l), headSize: shape.headSize)
             // LN2 backward: dResidual = d(residual2)
             dResidual.update(repeating: 0, count: N * H)
             sk_layernorm_backward(dResidual, gradient(p.norm2Weight), gradient(p.norm2Bias), dx, a.residual2, value(p.norm2Weight),
@@ -448,7 +455,7 @@ final class SequenceClassifier {
             var dAttentionOut = UnsafePointer(dResidual)
             if let mask = a.attentionMask { Dropout.backward(dinp: dProjection, dout: dResidual, mask: mask, count: N * H); dAttentionOut = UnsafePointer(dProjection) }
             LinearLayer.backward(dinp: dContext, dweight: gradient(p.outWeight), dbias: gradient(p.outBias), dout: dAttentionOut,
-                                 inp: a.context, weight: value(p.outWeight), rows: N, inFeatures: H, outFeatures: H)
+                                 inp: a.context, weight: value(p.outWeight), rows: N, inFeatures: A, outFeatures: H)
             let extraProbs = attentionProbabilityGradients[l]
             precondition(extraProbs == nil || extraProbs!.count == attention.scoreCount,
                          "attention probability gradient \(l) needs B x heads x T x T = \(attention.scoreCount) values")
@@ -458,7 +465,7 @@ final class SequenceClassifier {
             }
             // dx = dqkv @ [Wq; Wk; Wv] + dResidual (the residual path around attention)
             LinearLayer.backward(dinp: dx, dweight: gradient(p.qkvWeight), dbias: gradient(p.qkvBias), dout: dqkv, inp: x,
-                                 weight: value(p.qkvWeight), rows: N, inFeatures: H, outFeatures: 3 * H)
+                                 weight: value(p.qkvWeight), rows: N, inFeatures: H, outFeatures: 3 * A)
             sk_accumulate(dx, dResidual, N * H)
             addExtra(l)
         }
@@ -493,13 +500,14 @@ final class SequenceClassifier {
                       scalars: Array(UnsafeBufferPointer(start: saved.pooled, count: saved.batch * shape.hiddenSize)))
     }
 
-    /// Attention probabilities of one layer in the last forward, (B, heads, T, T), before dropout.
+    /// Attention probabilities of one layer in the last forward, (B, heads, T, T), before dropout
+    /// (heads: the heads that layer keeps).
     func attentionProbabilities(layer: Int) -> Tensor {
         guard let saved else { preconditionFailure("no forward has run") }
         precondition(layer < saved.layers.count, "layer \(layer)'s attention was computed for [CLS] only (headRowsOnlyInInference)")
-        let T = saved.length
-        return Tensor(shape: [saved.batch, shape.heads, T, T],
-                      scalars: Array(UnsafeBufferPointer(start: saved.layers[layer].probs, count: saved.batch * shape.heads * T * T)))
+        let T = saved.length, heads = shape.heads(inLayer: layer)
+        return Tensor(shape: [saved.batch, heads, T, T],
+                      scalars: Array(UnsafeBufferPointer(start: saved.layers[layer].probs, count: saved.batch * heads * T * T)))
     }
 
     /// Bytes of activation and scratch memory held for reuse.

@@ -3,14 +3,16 @@ import Logging
 
 /// Stage 3: prune → heal → make permanent.
 ///
-/// 1. choose the linear layers (`layers`: attention, ffn, encoder, all);
+/// 1. choose the weights (`layers`: attention, ffn, encoder, linear, embeddings, all);
 /// 2. for methods that ask (WANDA), collect input statistics on `calib_samples` training comments;
 /// 3. masks from the plugin method: per layer, or one ranking over all layers (`scope=global`, through
-///    the method's scores), or whole FFN neurons (`structure=ffn`, the method's structured mode);
+///    the method's scores), or whole FFN neurons (`structure=ffn`) or attention heads (`structure=heads`)
+///    through the method's structured mode;
 ///    a schedule method (gradual) instead raises sparsity while fine-tuning, its criterion picking
 ///    the weights at every update;
 /// 4. heal: fine-tune with the masks enforced after every optimizer step;
-/// 5. make permanent: removed FFN neurons are cut out (`intermediate_size` shrinks); unstructured
+/// 5. make permanent: removed FFN neurons are cut out (`intermediate_size` shrinks), removed heads too
+///    (`pruned_heads`); unstructured
 ///    zeros are stored as compressed-tensors sparse-bitmask, so the file shrinks.
 ///
 /// The per-layer sparsity achieved is logged and written to `sparsity_<tag>.csv`.
@@ -19,8 +21,9 @@ struct PruningStage: CompressionStage {
 
     /// Options the host reads itself (any pruner), given like method options (`--prune_option scope=global`).
     /// `scope`: `layer` (each layer to the sparsity) or `global` (one ranking over all selected layers);
-    /// `structure`: `none` or `ffn` (whole feed-forward neurons, the same number in every layer).
-    static let hostOptions: [String: [String]] = ["scope": ["layer", "global"], "structure": ["none", "ffn"]]
+    /// `structure`: `none`, `ffn` (whole feed-forward neurons, the same number in every layer) or `heads`
+    /// (whole attention heads, round(sparsity × heads) per layer, at least one kept; recorded in `pruned_heads`).
+    static let hostOptions: [String: [String]] = ["scope": ["layer", "global"], "structure": ["none", "ffn", "heads"]]
 
     func run(_ input: StageInput) throws -> DeployableModel {
         let logger = input.context.logger
@@ -41,8 +44,15 @@ struct PruningStage: CompressionStage {
         if plan.criterion.neededStatistics != 0 {
             let rows = Self.calibrationRows(fold.train, count: stage.calibSamples)
             logger.info("\(input.label): collecting activation statistics on \(rows.count) training comments")
-            stats = try ActivationCollector.collect(network: network, layers: layers, sequences: context.sequences, rows: rows,
-                                                    padID: classifier.tokenizer.padId)
+            stats = try ActivationCollector.collect(network: network, layers: layers.filter { $0.kind != .embedding },
+                                                    sequences: context.sequences, rows: rows, padID: classifier.tokenizer.padId)
+            // The word embeddings' statistics are token counts, which need no forward: they are counted over
+            // every training comment, not the calibration sample. With 512 comments most of the vocabulary
+            // would never occur, score 0 and lose its embedding, though held-out comments use it.
+            for layer in layers where layer.kind == .embedding {
+                stats[layer.name] = ActivationCollector.tokenStatistics(sequences: fold.train.map { context.sequences[$0] },
+                                                                        vocabulary: layer.rows)
+            }
         }
         let masker = Masker(plan: plan, layers: layers, stats: stats)
 
@@ -83,6 +93,13 @@ struct PruningStage: CompressionStage {
             let ffnModules = Set(classifier.network.names.layers.flatMap { [$0.ffnIn, $0.ffnOut] })
             compressed = layers.filter { !ffnModules.contains($0.name) }
             logger.info("FFN neurons removed: intermediate_size \(classifier.config.intermediateSize) → \(result.config.intermediateSize)")
+        }
+        if structure == .heads, let keep = StructuredHeads.keptHeads(masks, network: classifier.network) {
+            result = try StructuredHeads.remove(classifier, keep: keep)
+            let attentionModules = Set(classifier.network.names.layers.flatMap { [$0.query, $0.key, $0.value, $0.attentionOutput] })
+            compressed = compressed.filter { !attentionModules.contains($0.name) }
+            let heads = (0..<result.network.shape.layers).map { result.network.shape.heads(inLayer: $0) }
+            logger.info("attention heads removed: heads per layer \(classifier.config.numHeads) → \(heads); pruned_heads \(result.config.prunedHeads)")
         }
         if !compressed.isEmpty {
             let zeros = PruningMasks.report(result.network.store, layers: compressed).reduce(0) { $0 + $1.zeros }
@@ -170,7 +187,7 @@ struct PruningStage: CompressionStage {
 /// What a prune stage calls: the pruner (or the schedule and its criterion) and the host's options.
 struct PruningPlan {
     enum Scope: String { case layer, global }
-    enum Structure: String { case none, ffn }
+    enum Structure: String { case none, ffn, heads }
 
     /// The pruner that chooses the weights: the method itself, or a schedule's criterion.
     let criterion: PrunerMethod
@@ -189,7 +206,7 @@ struct PruningPlan {
             throw PruningError("\(label): option 'scope' must be layer or global, got '\(scopeName)'")
         }
         guard let structure = Structure(rawValue: structureName) else {
-            throw PruningError("\(label): option 'structure' must be none or ffn, got '\(structureName)'")
+            throw PruningError("\(label): option 'structure' must be none, ffn or heads, got '\(structureName)'")
         }
         self.scope = scope
         self.structure = structure
@@ -206,8 +223,11 @@ struct PruningPlan {
             self.criterion = try registry.pruner(named: method.schema.name)
             self.criterionOptions = options
         }
-        if structure == .ffn, !criterion.supportsStructured {
-            throw PruningError("\(label): structure=ffn needs a pruner with a structured mode; '\(criterion.name)' has none")
+        if structure != .none, !criterion.supportsStructured {
+            throw PruningError("\(label): structure=\(structure.rawValue) needs a pruner with a structured mode; '\(criterion.name)' has none")
+        }
+        if structure == .heads, stage.layers == .ffn || stage.layers == .embeddings {
+            throw PruningError("\(label): structure=heads prunes attention heads, but --prune_layers \(stage.layers.rawValue) selects no attention layer")
         }
         if scope == .global, !criterion.supportsGlobal {
             throw PruningError("\(label): scope=global needs a pruner that exposes its scores; '\(criterion.name)' does not")
@@ -225,9 +245,29 @@ struct Masker {
         let store = network.store
         let masks = PruningMasks(layers: layers)
         let pruner = plan.criterion
+        // The word embeddings are handed over transposed (see PrunableLayer): (hidden, vocab) copies,
+        // alive until the masks are made.
+        var transposed: [String: UnsafeMutableBufferPointer<Float>] = [:]
+        defer { for buffer in transposed.values { buffer.deallocate() } }
+        for layer in layers where layer.presentedTransposed {
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: layer.count)
+            Self.transpose(UnsafeBufferPointer(start: store.pointer(layer.weightName), count: layer.count),
+                           rows: layer.rows, cols: layer.cols, into: buffer)
+            transposed[layer.name] = buffer
+        }
         func view(_ layer: PrunableLayer) -> WeightView {
-            WeightView(data: UnsafeBufferPointer(start: store.pointer(layer.weightName), count: layer.count),
-                       rows: layer.rows, cols: layer.cols, layerName: layer.name, layerKind: layer.kind)
+            let data = transposed[layer.name].map { UnsafeBufferPointer($0) }
+                ?? UnsafeBufferPointer(start: store.pointer(layer.weightName), count: layer.count)
+            return WeightView(data: data, rows: layer.presentedRows, cols: layer.presentedCols, layerName: layer.name, layerKind: layer.kind)
+        }
+        /// A mask in the pruner's order, put back in the stored order.
+        func stored(_ mask: [UInt8], _ layer: PrunableLayer) -> [UInt8] {
+            guard layer.presentedTransposed else { return mask }
+            var result = [UInt8](repeating: 0, count: mask.count)
+            mask.withUnsafeBufferPointer { source in
+                result.withUnsafeMutableBufferPointer { Self.transpose(source, rows: layer.presentedRows, cols: layer.presentedCols, into: $0) }
+            }
+            return result
         }
         var unstructured = layers
         if plan.structure == .ffn {
@@ -243,17 +283,50 @@ struct Masker {
                 unstructured.removeAll { $0.name == inLayer.name || $0.name == outLayer.name }
             }
         }
+        if plan.structure == .heads {
+            // Whole heads, ranked by all of their weights (StructuredHeads.headRows); Q, K and V lose the
+            // head's rows, the attention output its columns.
+            let shape = network.shape, h = shape.hiddenSize
+            for (index, names) in network.names.layers.enumerated() {
+                let modules = [names.query, names.key, names.value, names.attentionOutput]
+                let attention = modules.compactMap { module in layers.first { $0.name == module } }
+                guard attention.count == modules.count else { continue }
+                let a = shape.attentionWidth(layer: index), heads = shape.heads(inLayer: index)
+                // A layer keeps at least one head: at most heads - 1 go, whatever the sparsity.
+                let headSparsity = min(sparsity, Double(heads - 1) / Double(heads))
+                let rows = StructuredHeads.headRows(store, names, width: a, hidden: h)   // (A, 4H)
+                let keep = try rows.withUnsafeBufferPointer { data in
+                    try pruner.pruneStructured(weight: WeightView(data: data, rows: a, cols: 4 * h, layerName: names.attentionOutput + " (heads)",
+                                                                  layerKind: .attention),
+                                               axis: .rows, groupSize: shape.headSize, sparsity: headSparsity, options: plan.criterionOptions)
+                }
+                for layer in attention {
+                    // Q/K/V (A, H): row i; attention output (H, A): column i.
+                    masks.set(layer.name == names.attentionOutput ? (0..<layer.count).map { keep[$0 % a] }
+                                                                  : (0..<layer.count).map { keep[$0 / h] }, for: layer)
+                }
+                unstructured.removeAll { modules.contains($0.name) }
+            }
+        }
         if plan.scope == .global, !unstructured.isEmpty {
             let global = try pruner.pruneGlobally(weights: unstructured.map(view), sparsity: sparsity, options: plan.criterionOptions,
                                                   stats: unstructured.map { stats[$0.name] })
-            for (layer, mask) in zip(unstructured, global) { masks.set(mask, for: layer) }
+            for (layer, mask) in zip(unstructured, global) { masks.set(stored(mask, layer), for: layer) }
         } else {
             for layer in unstructured {
-                masks.set(try pruner.prune(weight: view(layer), sparsity: sparsity, options: plan.criterionOptions,
-                                           stats: stats[layer.name]), for: layer)
+                masks.set(stored(try pruner.prune(weight: view(layer), sparsity: sparsity, options: plan.criterionOptions,
+                                                  stats: stats[layer.name]), layer), for: layer)
             }
         }
         return masks
+    }
+
+    /// output (cols, rows) = input (rows, cols) transposed.
+    static func transpose<T>(_ input: UnsafeBufferPointer<T>, rows: Int, cols: Int, into output: UnsafeMutableBufferPointer<T>) {
+        precondition(input.count == rows * cols && output.count == rows * cols)
+        for r in 0..<rows {
+            for c in 0..<cols { output[c * rows + r] = input[r * cols + c] }
+        }
     }
 }
 

@@ -2,13 +2,15 @@ import Foundation
 import PluginAPI
 
 /// Which block of the encoder a linear layer belongs to (pruners may treat them differently).
+/// `embedding` is the word-embedding table, which pruners see transposed (SK_LAYER_EMBEDDING).
 enum LayerKind: Sendable {
-    case attention, ffn, other
+    case attention, ffn, embedding, other
 
     var code: UInt32 {
         switch self {
         case .attention: UInt32(SK_LAYER_ATTENTION)
         case .ffn: UInt32(SK_LAYER_FFN)
+        case .embedding: UInt32(SK_LAYER_EMBEDDING)
         case .other: UInt32(SK_LAYER_OTHER)
         }
     }

@@ -202,13 +202,21 @@ static inline const char *sk_options_get(const sk_options *options, const char *
 #define SK_LAYER_OTHER     0
 #define SK_LAYER_ATTENTION 1  /* query / key / value / attention output projections */
 #define SK_LAYER_FFN       2  /* intermediate and output dense layers of the feed-forward block */
+#define SK_LAYER_EMBEDDING 3  /* the word-embedding table, handed over as the linear layer it is: a lookup
+                               * E[token] (E: vocab x hidden) is E^T applied to a one-hot token, so the view
+                               * is E^T, rows = hidden, cols = vocab (one input feature per token), and its
+                               * statistics count tokens: ||X_j||_2 = sqrt(occurrences of token j in the
+                               * training comments -- all of them, counting needs no forward), abs-max 1 for
+                               * a seen token, 0 otherwise, range [0, 1].
+                               * A method that treats every SK_LAYER_* alike needs nothing more. Added in
+                               * ABI 1 without a version change: a method must read unknown kinds as OTHER. */
 
 /* A linear layer's weight, row-major (rows, cols) as PyTorch stores `nn.Linear.weight`:
  * rows = output features, cols = input features; y = x W^T + b. Host-owned, read-only, valid during
  * the call. */
 typedef struct sk_weight_view {
     uint32_t struct_size;
-    uint32_t layer_kind;        /* SK_LAYER_* */
+    uint32_t layer_kind;        /* SK_LAYER_*; read a kind you do not know as SK_LAYER_OTHER (kinds may be added) */
     const char *layer_name;     /* Hugging Face parameter name, e.g. "bert.encoder.layer.0.output.dense.weight" */
     const float *data;          /* (rows, cols), contiguous */
     int64_t rows;

@@ -78,6 +78,37 @@ struct ModelConfigTests {
         #expect(message.contains(expected), "\(message)")
     }
 
+    @Test("a bad pruned_heads is refused in one line naming the file and the key", arguments: [
+        (#"{"0": [4]}"#, #"pruned_heads["0"] names head 4, outside 0..<4"#),
+        (#"{"2": [0]}"#, #"pruned_heads key "2" is not a layer index in 0..<2"#),
+        (#"{"layer": [0]}"#, #"pruned_heads key "layer""#),
+        (#"{"1": [0, 1, 2, 3]}"#, #"pruned_heads["1"] removes all 4 heads"#),
+        (#"{"1": [2, 2]}"#, #"pruned_heads["1"] names a head twice"#),
+        (#"{"1": "all"}"#, #"pruned_heads["1"] is "all", not a list"#),
+        (#"[0, 1]"#, "pruned_heads is"),
+    ])
+    func badPrunedHeads(prunedHeads: String, expected: String) throws {
+        let folder = try CheckpointTempFolder()
+        let file = folder.file("config.json")
+        let json = #"{"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "pruned_heads": "#
+        try Data((json + prunedHeads + "}").utf8).write(to: file)
+        let message = oneLineCheckpointError(naming: file.path) { _ = try ModelConfig.read(file) }
+        #expect(message.contains(expected), "\(message)")
+    }
+
+    @Test("pruned_heads is read per layer and written back under Hugging Face's string keys")
+    func prunedHeadsRoundTrip() throws {
+        let folder = try CheckpointTempFolder()
+        let file = folder.file("config.json")
+        let json = #"{"model_type": "distilbert", "dim": 32, "n_layers": 2, "n_heads": 4, "pruned_heads": {"1": [3, 0], "0": []}}"#
+        try Data(json.utf8).write(to: file)
+        let config = try ModelConfig.read(file)
+        #expect(config.prunedHeads == [1: [0, 3]])
+        #expect(EncoderShape(config).heads(inLayer: 0) == 4 && EncoderShape(config).heads(inLayer: 1) == 2)
+        try config.write(to: file)
+        #expect(try JSONValue.parse(Data(contentsOf: file)).objectValue?["pruned_heads"] == .object(["1": .array([.int(0), .int(3)])]))
+    }
+
     @Test("missing keys take Hugging Face's defaults")
     func defaults() throws {
         let config = try ModelConfig(json: Data(#"{"model_type": "bert"}"#.utf8), file: "config.json")

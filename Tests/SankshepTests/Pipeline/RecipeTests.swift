@@ -210,7 +210,7 @@ struct RecipeValidationTests {
         let base = "stages:\n  - baseline\n"
         #expect(try problem(base + "  - prune:\n      sparsity: high\n") == "r.yaml:4: stage 2 (prune): sparsity must be a number, got 'high'")
         #expect(try problem(base + "  - prune: {fine_tune: maybe}\n") == "r.yaml:3: stage 2 (prune): fine_tune must be true or false, got 'maybe'")
-        #expect(try problem(base + "  - prune: {layers: mlp}\n") == "r.yaml:3: stage 2 (prune): layers must be one of all, attention, ffn, encoder, got 'mlp'")
+        #expect(try problem(base + "  - prune: {layers: mlp}\n") == "r.yaml:3: stage 2 (prune): layers must be one of all, linear, attention, ffn, encoder, embeddings, got 'mlp'")
         #expect(try problem(base + "  - distill: {method: soft}\n") == "r.yaml:3: stage 2 (distill): method must be one of logit, hidden, attention, multi_level, got 'soft'")
         #expect(try problem(base + "  - prune: {options: [1, 2]}\n") == "r.yaml:3: stage 2 (prune): options must be a mapping of method options, e.g. {group_size: 32}")
         #expect(try problem(base + "  - distill: {student_layers: [0, two]}\n") == "r.yaml:3: stage 2 (distill): student_layers must be a list of integers, got 'two' in it")

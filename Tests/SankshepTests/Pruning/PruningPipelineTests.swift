@@ -28,7 +28,8 @@ struct PruningPipelineTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         try run(method, in: folder)
         let rows = try sparsityRows(folder)
-        #expect(rows.count == 2 * 6 + 1 + 1)   // 6 linear layers × 2, the pooler, the total
+        #expect(rows.count == 1 + 2 * 6 + 1 + 1)   // the word embeddings, 6 linear layers × 2, the pooler, the total
+        #expect(rows.first?.first?.hasSuffix("word_embeddings") == true && rows.first?[1] == "embedding")
         for row in rows.dropLast() {
             let weights = Double(row[4])!, zeros = Double(row[5])!
             // Per layer for magnitude and gradual; per output row for wanda (± one weight per row).
@@ -52,6 +53,21 @@ struct PruningPipelineTests {
                  "--fine_tune_epochs", "1"], in: folder)
         let model = try Classifier.load(from: folder.appendingPathComponent("final_pruned_teacher"))
         #expect(model.config.intermediateSize == ModelPreset.teacherSmall.intermediateSize / 2)
+        #expect(model.config.raw["quantization_config"] == nil)
+    }
+
+    @Test("structure=heads removes half of the heads of every layer: pruned_heads in the config and the model still loads")
+    func structuredHeads() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try run(["--prune_method", "magnitude", "--prune_layers", "attention", "--prune_option", "structure=heads",
+                 "--fine_tune_epochs", "1"], in: folder)
+        let model = try Classifier.load(from: folder.appendingPathComponent("final_pruned_teacher"))
+        let heads = ModelPreset.teacherSmall.heads
+        #expect(model.config.prunedHeads.count == ModelPreset.teacherSmall.layers)
+        #expect(model.config.prunedHeads.values.allSatisfy { $0.count == heads / 2 })
+        let query = model.network.names.layers[0].query + ".weight"
+        #expect(model.network.store.view(named: query)?.shape == [ModelPreset.teacherSmall.hiddenSize / 2, ModelPreset.teacherSmall.hiddenSize])
         #expect(model.config.raw["quantization_config"] == nil)
     }
 

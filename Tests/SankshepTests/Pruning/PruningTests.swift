@@ -173,6 +173,70 @@ struct PruningTests {
         #expect(try size(again) == size(sparse))
     }
 
+    @Test("the word embeddings are pruned as E^T on one-hot tokens: wanda keeps, per hidden dimension, the tokens the calibration uses")
+    func embeddingsPrunedAsTransposedLinear() throws {
+        let classifier = try PruningTestSupport.linearHeavyClassifier()
+        let network = classifier.network
+        let layers = PrunableLayer.select(network, .all)
+        let embedding = try #require(layers.first)
+        #expect(embedding.kind == .embedding && embedding.weightName == network.names.wordEmbeddings)
+        #expect(embedding.presentedTransposed && embedding.presentedRows == 64 && embedding.presentedCols == 64)
+        #expect(PrunableLayer.select(network, .linear).allSatisfy { $0.kind != .embedding })
+        #expect(PrunableLayer.select(network, .embeddings) == [embedding])
+
+        // Calibration comments use only tokens 2, 3 and 5..<40: ||X_j|| = sqrt(count of j).
+        let sequences = PruningTestSupport.sequences(30).map { $0.map { $0 >= 40 ? 5 + $0 % 35 : $0 } }
+        let stats = try ActivationCollector.collect(network: network, layers: [embedding], sequences: sequences,
+                                                    rows: Array(sequences.indices), padID: 0)
+        let norms = try #require(stats[embedding.name]?.inputL2Norm)
+        let counts = (0..<64).map { token in sequences.reduce(0) { $0 + $1.filter { $0 == token }.count } }
+        #expect(norms == counts.map { Float(Double($0).squareRoot()) })
+        #expect(stats[embedding.name]?.inputAbsMax == counts.map { $0 > 0 ? 1 : 0 })
+
+        let plan = try PruningTestSupport.plan("wanda", registry: registry)
+        let mask = try #require(try Masker(plan: plan, layers: [embedding], stats: stats).masks(for: network, sparsity: 0.5).mask(embedding.name))
+        let weights = network.store.tensor(embedding.weightName).scalars   // (vocab, H)
+        for c in 0..<64 {
+            // Column c of E is row c of E^T: half of the tokens go, the lowest |E[t, c]| · sqrt(count t) first.
+            let kept = (0..<64).filter { mask[$0 * 64 + c] == 1 }
+            let score = { (t: Int) in abs(weights[t * 64 + c]) * norms[t] }
+            #expect(kept.count == 32, "hidden dimension \(c)")
+            let lowestKept = kept.map(score).min()!, highestPruned = (0..<64).filter { mask[$0 * 64 + c] == 0 }.map(score).max()!
+            #expect(highestPruned <= lowestKept, "hidden dimension \(c)")
+            // A token the calibration never used scores 0: it is never kept over a used one.
+            #expect(kept.allSatisfy { counts[$0] > 0 } || (0..<64).filter { counts[$0] > 0 }.allSatisfy { kept.contains($0) })
+        }
+    }
+
+    @Test("with the embeddings pruned, teacher-small's 50%-sparse file is at most 0.65× the dense one and reloads to identical outputs")
+    func presetFileShrinksWithEmbeddings() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let classifier = try Classifier.fromPreset(.teacherSmall, tokenizerDirectory: Fixtures.bundledTokenizer, dropout: 0.1,
+                                                   pooling: .cls, seed: 3)
+        let dense = folder.appendingPathComponent("dense")
+        try classifier.save(to: dense)
+        let layers = PrunableLayer.select(classifier.network, .all)
+        let masks = try Masker(plan: PruningTestSupport.plan("magnitude", registry: registry), layers: layers, stats: [:])
+            .masks(for: classifier.network, sparsity: 0.5)
+        masks.enforce(on: classifier.network.store)
+        let pruned = try PruningStage.makePermanent(classifier, masks: masks, layers: layers, structure: .none, logger: .init(label: "test"))
+        let sparse = folder.appendingPathComponent("sparse")
+        try pruned.save(to: sparse)
+        func size(_ folder: URL) throws -> Int {
+            try FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent("model.safetensors").path)[.size] as! Int
+        }
+        let ratio = Double(try size(sparse)) / Double(try size(dense))
+        #expect(ratio <= 0.65, "sparse / dense = \(ratio)")
+        let file = try SafeTensorsFile(contentsOf: sparse.appendingPathComponent("model.safetensors"))
+        let words = String(classifier.network.names.wordEmbeddings.dropLast(".weight".count))
+        #expect(file.entry(named: words + ".bitmask")?.shape == [classifier.config.vocabSize, 16])
+        let reloaded = try Classifier.load(from: sparse)
+        #expect(reloaded.network.store.tensor(words + ".weight") == pruned.network.store.tensor(words + ".weight"))
+        let sequences = PruningTestSupport.sequences(12)
+        #expect(try PruningTestSupport.logits(reloaded, sequences) == PruningTestSupport.logits(pruned, sequences))
+    }
+
     @Test("a sparse-bitmask group whose offsets disagree with its bitmask is refused, naming the tensor")
     func lyingBitmask() throws {
         var entries = SparseBitmask.compress(module: "layer", tensor: Tensor(shape: [2, 3], scalars: [1, 0, 2, 0, 0, 3]))

@@ -237,7 +237,6 @@ final class DistillationObjective {
     private func attentionLoss(rows: [Int], weight: Float) -> (Float, [Int: [Float]]) {
         let lengths = rows.map { studentSequences[$0].count }
         let pairs = mapping.attentionLayers
-        let heads = student.shape.heads
         var total: Float = 0
         var gradients: [Int: [Float]] = [:]
         let compared = lengths.reduce(0) { $0 + $1 * $1 }
@@ -245,7 +244,8 @@ final class DistillationObjective {
         let scale = weight / Float(compared * pairs.count)
         for (k, pair) in pairs.enumerated() {
             let probs = student.attentionProbabilities(layer: pair.student)      // (B, nh, T, T)
-            let B = probs.shape[0], T = probs.shape[2]
+            // This layer's heads: a layer whose heads were pruned has fewer.
+            let B = probs.shape[0], heads = probs.shape[1], T = probs.shape[2]
             var dProbs = [Float](repeating: 0, count: probs.scalars.count)
             for b in 0..<B {
                 let entry = cache[rows[b]]

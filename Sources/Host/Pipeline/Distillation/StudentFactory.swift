@@ -60,6 +60,10 @@ enum StudentFactory {
         }
         var config = teacher.config
         config.numLayers = layers.count
+        // A head-pruned teacher: student layer i has the heads of teacher layer layers[i].
+        config.prunedHeads = Dictionary(uniqueKeysWithValues: layers.enumerated().compactMap { i, t in
+            teacher.config.prunedHeads[t].map { (i, $0) }
+        })
         let source = teacher.network
         let network = SequenceClassifier(shape: EncoderShape(config), head: source.head, numLabels: source.numLabels,
                                          pooling: source.pooling, dropoutSeed: source.dropoutSeed)

@@ -50,14 +50,14 @@ final class TeacherCache {
                                              batch: padded.batchSize, length: padded.sequenceLength, training: false)
             let T = padded.sequenceLength
             let hidden = outputs.hiddenStates.map { network.hiddenState($0).scalars }          // each (B, T, H)
-            let attention = outputs.attentionLayers.map { network.attentionProbabilities(layer: $0).scalars }   // each (B, nh, T, T)
+            let attention = outputs.attentionLayers.map { network.attentionProbabilities(layer: $0) }   // each (B, nh, T, T)
             for (b, row) in dataRows.enumerated() {
                 let length = padded.lengths[b]
                 let rowHidden = hidden.map { states -> [Float] in
                     let tokens = states[(b * T * H)..<((b * T + length) * H)]
                     return outputs.pooledHiddenStates ? Self.meanOverTokens(Array(tokens), length: length, width: H) : Array(tokens)
                 }
-                let rowAttention = attention.map { Self.headMean($0, batchIndex: b, heads: network.shape.heads, paddedLength: T, length: length) }
+                let rowAttention = attention.map { Self.headMean($0.scalars, batchIndex: b, heads: $0.shape[1], paddedLength: T, length: length) }
                 entries[row] = Entry(logit: logits[b * network.numLabels], length: length, hidden: rowHidden, attention: rowAttention)
                 forwardsPerRow[row, default: 0] += 1
             }

@@ -84,7 +84,28 @@ final class ActivationCollector: LinearLayerHook {
             collector.observeHead(network.names.headHidden, pooled: network.pooledOutput())
         }
         var result: [String: ActivationStats] = [:]
-        for layer in layers { result[layer.name] = collector.statistics(layer.name) }
+        for layer in layers where layer.kind != .embedding { result[layer.name] = collector.statistics(layer.name) }
+        for layer in layers where layer.kind == .embedding {
+            result[layer.name] = tokenStatistics(sequences: rows.map { sequences[$0] }, vocabulary: layer.rows)
+        }
         return result
+    }
+
+    /// The input statistics of the word-embedding table seen as the linear layer E^T on one-hot tokens
+    /// (SK_LAYER_EMBEDDING): input feature j is token j, 1 where it occurs and 0 elsewhere, so
+    /// ||X_j||_2 = sqrt(occurrences of j), the abs-max is 1 for a token that occurs and 0 otherwise, and
+    /// the range is [0, 1]. Counted over the comments' real tokens: padding is not an input the model
+    /// reads (the attention mask drops it). A token the comments never use gets norm 0, which is what
+    /// WANDA's |W_ij| · ||X_j|| says about it; so the prune stage counts over every training comment
+    /// (counting is cheap), not only the calibration sample.
+    static func tokenStatistics(sequences: [[Int]], vocabulary: Int) -> ActivationStats {
+        var counts = [Int](repeating: 0, count: vocabulary)
+        var tokens = 0
+        for sequence in sequences {
+            for id in sequence where id >= 0 && id < vocabulary { counts[id] += 1 }
+            tokens += sequence.count
+        }
+        return ActivationStats(features: vocabulary, tokens: tokens, inputL2Norm: counts.map { Float(Double($0).squareRoot()) },
+                               inputAbsMax: counts.map { $0 > 0 ? 1 : 0 }, inputRange: 0...1)
     }
 }

@@ -58,7 +58,7 @@ struct LayerSparsity: Sendable, Equatable {
     static let csvHeader = ["layer", "kind", "rows", "cols", "weights", "zeros", "sparsity"]
 
     var csvFields: [String] {
-        let kindName = switch kind { case .attention: "attention"; case .ffn: "ffn"; case .other: "head" }
+        let kindName = switch kind { case .attention: "attention"; case .ffn: "ffn"; case .embedding: "embedding"; case .other: "head" }
         return [layer, kindName, String(rows), String(cols), String(total), String(zeros), CSVOutput.number(sparsity)]
     }
 
