@@ -102,9 +102,23 @@ final class Classifier {
         network.store.views.map { ($0.name, network.store.tensor($0.name)) }
     }
 
-    /// Writes a Hugging Face folder that `transformers` loads, plus `sankshep.json`.
+    /// Writes a Hugging Face folder, plus `sankshep.json`. A pruned model's folder keeps its compact
+    /// form (sparse-bitmask tensors, removed heads) and gets a dense `transformers/` export beside it,
+    /// which today's `transformers` loads without extra packages (TransformersExport says why).
     func save(to directory: URL, extra: [String: String] = [:]) throws {
         try HuggingFaceDirectory.write(config: config, tensors: namedTensors(), tokenizerFiles: tokenizerFiles, to: directory)
+        var extra = extra
+        if TransformersExport.needed(for: config) {
+            try writeTransformersExport(to: directory.appendingPathComponent(TransformersExport.folderName), extra: extra)
+            extra["export"] = TransformersExport.folderName
+        }
+        try SankshepSettings(threshold: threshold, pooling: network.pooling, extra: extra).write(to: directory)
+    }
+
+    /// The dense, full-head Hugging Face folder of this model (its outputs are this model's).
+    func writeTransformersExport(to directory: URL, extra: [String: String]) throws {
+        let (denseConfig, denseTensors) = TransformersExport.dense(config: config, names: network.names, tensors: namedTensors())
+        try HuggingFaceDirectory.write(config: denseConfig, tensors: denseTensors, tokenizerFiles: tokenizerFiles, to: directory)
         try SankshepSettings(threshold: threshold, pooling: network.pooling, extra: extra).write(to: directory)
     }
 }

@@ -140,7 +140,11 @@ enum CompressedTensorsExport {
     /// returns true, or removes a stale one and returns false when the model has none.
     static func write(float: Classifier, weights: [QuantizedWeight], blobs: [[String: [UInt8]]], to directory: URL,
                       settings: SankshepSettings) throws -> Bool {
-        guard let (scheme, ignore, entries) = try contents(float: float, weights: weights, blobs: blobs) else {
+        // A head-pruned model has none: transformers 5 loads no `pruned_heads`, and putting the removed
+        // heads back as zero columns would regroup INT4's column groups, which no scale can express
+        // exactly. Its dense `transformers/` export (TransformersExport) is what loads there.
+        guard float.config.prunedHeads.isEmpty,
+              let (scheme, ignore, entries) = try contents(float: float, weights: weights, blobs: blobs) else {
             // A folder left by an earlier run with another method must not pass for this model's export.
             if FileManager.default.fileExists(atPath: directory.path) { try? FileManager.default.removeItem(at: directory) }
             return false

@@ -149,13 +149,8 @@ final class QuantizedClassifier: DeployableModel {
         // The export for transformers: only when every linear layer gave its weight back in float.
         let exportExtra = settingsExtra.merging(["dequantized_from": method], uniquingKeysWith: { $1 })
         if weights.allSatisfy({ $0.layer.canDequantize }) {
-            // Dense, even for a pruned model: a sparse-bitmask entry would make the plain float
-            // folder need the compressed-tensors package to load.
-            var denseConfig = float.config
-            denseConfig.raw["quantization_config"] = nil
-            let export = directory.appendingPathComponent(Self.exportFolderName)
-            try HuggingFaceDirectory.write(config: denseConfig, tensors: float.namedTensors(), tokenizerFiles: float.tokenizerFiles, to: export)
-            try SankshepSettings(threshold: threshold, pooling: float.network.pooling, extra: exportExtra).write(to: export)
+            // Dense and with every head in place, even for a pruned model (TransformersExport).
+            try float.writeTransformersExport(to: directory.appendingPathComponent(Self.exportFolderName), extra: exportExtra)
             settingsExtra["export"] = Self.exportFolderName
         }
         // And, where compressed-tensors has a layout for the method, the integer weights themselves.
