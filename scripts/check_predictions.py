@@ -2,6 +2,10 @@
 probabilities as `sankshep predict` on the same comments.
 
     python scripts/check_predictions.py MODEL_DIR [--sankshep .build/release/sankshep] [--rows 200]
+                                        [--transformers-dir DIR]
+
+--transformers-dir: the folder transformers loads when it is not MODEL_DIR itself, e.g. the dense
+`MODEL_DIR/transformers` export of a pruned or quantized model (sankshep predicts on MODEL_DIR).
 
 Exits non-zero when any probability differs by more than 1e-5.
 """
@@ -14,6 +18,7 @@ parser.add_argument("model")
 parser.add_argument("--sankshep", default=".build/release/sankshep")
 parser.add_argument("--data", default="data/HateSpeech.csv")
 parser.add_argument("--rows", type=int, default=200)
+parser.add_argument("--transformers-dir", help="folder for transformers to load (default: MODEL)")
 args = parser.parse_args()
 
 texts = [row["Comments"] for row, _ in zip(csv.DictReader(open(args.data, encoding="utf-8")), range(args.rows))]
@@ -27,8 +32,9 @@ with tempfile.TemporaryDirectory() as folder:
                          capture_output=True, text=True).stdout
 ours = [json.loads(line)["probability"] for line in out.splitlines()]
 
-tokenizer = AutoTokenizer.from_pretrained(args.model)
-model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
+hf_folder = args.transformers_dir or args.model
+tokenizer = AutoTokenizer.from_pretrained(hf_folder)
+model = AutoModelForSequenceClassification.from_pretrained(hf_folder).eval()
 theirs = []
 with torch.no_grad():
     for start in range(0, len(texts), 32):
