@@ -13,3 +13,14 @@ bool sk_cpu_has_avx2_fma(void) {
     }
     return cached == 1;
 }
+
+bool sk_cpu_has_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        const char *off = getenv("SANKSHEP_NO_AVX512");
+        bool disabled = off != NULL && strcmp(off, "0") != 0 && off[0] != '\0';
+        __builtin_cpu_init();
+        cached = sk_cpu_has_avx2_fma() && !disabled && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    }
+    return cached == 1;
+}

@@ -1,10 +1,30 @@
 // Memory-bound element-wise helpers of the transformer: residual adds, bias broadcast and bias
 // gradients, dropout masks. They move data at memory speed already with the compiler's baseline
-// vectorisation, so they have no separate SIMD path.
+// vectorisation, so they have no separate SIMD path; a large residual add is split over the kernel
+// threads, since one core alone does not saturate the memory bus.
 #include "kernels.h"
+#include "parallel.h"
+
+static void add_range(float *out, const float *a, const float *b, long n) {
+    for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+enum { SK_ADD_BLOCK = 4096, SK_ADD_PARALLEL_ELEMENTS = 1 << 17 };
+
+typedef struct { float *out; const float *a, *b; long n; } add_job;
+
+// Blocks [begin, end) of SK_ADD_BLOCK elements, the last one shorter.
+static void add_blocks(void *context, int begin, int end) {
+    const add_job *job = context;
+    long first = (long)begin * SK_ADD_BLOCK, last = (long)end * SK_ADD_BLOCK;
+    if (last > job->n) last = job->n;
+    add_range(job->out + first, job->a + first, job->b + first, last - first);
+}
 
 void sk_add(float *out, const float *a, const float *b, long n) {
-    for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
+    if (n < SK_ADD_PARALLEL_ELEMENTS) { add_range(out, a, b, n); return; }
+    add_job job = {.out = out, .a = a, .b = b, .n = n};
+    sk_parallel_for((int)((n + SK_ADD_BLOCK - 1) / SK_ADD_BLOCK), add_blocks, &job);
 }
 
 void sk_accumulate(float *out, const float *a, long n) {

@@ -175,16 +175,7 @@ SK_AVX512 static void dot_product(int M, int N, int K, float alpha, const float 
     }
 }
 
-bool sk_sgemm_nt_avx512_available(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        const char *off = getenv("SANKSHEP_NO_AVX512");
-        bool disabled = off != NULL && off[0] != '\0' && strcmp(off, "0") != 0;
-        __builtin_cpu_init();
-        cached = sk_cpu_has_avx2_fma() && !disabled && __builtin_cpu_supports("avx512f");
-    }
-    return cached == 1;
-}
+bool sk_sgemm_nt_avx512_available(void) { return sk_cpu_has_avx512(); }
 
 bool sk_sgemm_nt_avx512(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                         float beta, float *C, int ldc) {

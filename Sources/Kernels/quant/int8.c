@@ -37,7 +37,7 @@ enum {
     INT8_NR = 16,                     // output channels per panel
     INT8_STEP_BYTES = INT8_NR * INT8_STEP,
     INT8_OFFSET = 128,                // stored weight byte = w + 128
-    INT8_X_BLOCK_BYTES = 96 * 1024,   // quantized activations kept hot in L2 while panels stream
+    INT8_X_BLOCK_BYTES = 256 * 1024,   // quantized activations kept hot in L2 while panels stream
     INT8_PARALLEL_MACS = 1 << 21,     // below this, a second thread costs more than it saves
     INT8_BLOCK_ROWS = 8,              // row blocks are a multiple of the largest register tile
 };
@@ -145,19 +145,66 @@ SK_TARGET_AVX2 void sk_quantize_row_avx2(const float *row, int K, int Kp, float 
 }
 #endif
 
-void sk_quantize_rows_int8(const float *x, int M, int K, float static_scale, int8_t *xq, float *row_scales) {
-    int Kp = sk_int8_padded_k(K);
-    bool avx2 = sk_quant_has_avx2();
-    for (int m = 0; m < M; m++) {
-        const float *row = x + (size_t)m * K;
-        int8_t *out = xq + (size_t)m * Kp;
 #if SK_X86
+// AVX-512 twins of sk_row_amax_avx2 and sk_quantize_row_avx2: the same operations on 16 lanes (max,
+// multiply, clamp in float, convert with ties to even), so every level gives the same bytes.
+SK_TARGET_AVX512_VNNI static float row_amax_avx512(const float *row, int K) {
+    __m512 amax = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(row + k)));
+    float result = _mm512_reduce_max_ps(amax);
+    for (; k < K; k++) result = fmaxf(result, fabsf(row[k]));
+    return result;
+}
+
+SK_TARGET_AVX512_VNNI static void quantize_row_avx512(const float *row, int K, int Kp, float inverse, int8_t *out) {
+    const __m512 scale = _mm512_set1_ps(inverse);
+    const __m512 low = _mm512_set1_ps(-127.0f), high = _mm512_set1_ps(127.0f);
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 scaled = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(row + k), scale), low), high);
+        _mm_storeu_si128((__m128i *)(out + k), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(scaled)));
+    }
+    for (; k < K; k++) out[k] = (int8_t)sk_round_clamp(row[k] * inverse, -127, 127);
+    for (; k < Kp; k++) out[k] = 0;
+}
+#endif
+
+typedef struct {
+    const float *x;
+    int K;
+    float static_scale;
+    int8_t *xq;
+    float *row_scales;
+} quantize_rows_job;
+
+// Rows [m0, m1) of sk_quantize_rows_int8; rows are independent, so threads may take any share.
+static void quantize_rows(void *context, int m0, int m1) {
+    const quantize_rows_job *job = context;
+    int K = job->K, Kp = sk_int8_padded_k(K);
+    int level = sk_quant_kernel_level();
+    bool avx2 = level >= SK_KERNELS_AVX2;
+    for (int m = m0; m < m1; m++) {
+        const float *row = job->x + (size_t)m * K;
+        int8_t *out = job->xq + (size_t)m * Kp;
+#if SK_X86
+        if (level >= SK_KERNELS_AVX512_VNNI) {
+            float inverse;
+            if (job->static_scale > 0.0f) { job->row_scales[m] = job->static_scale; inverse = 1.0f / job->static_scale; }
+            else {
+                float amax = row_amax_avx512(row, K);
+                job->row_scales[m] = amax / 127.0f;
+                inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
+            }
+            quantize_row_avx512(row, K, Kp, inverse, out);
+            continue;
+        }
         if (avx2) {
             float inverse;
-            if (static_scale > 0.0f) { row_scales[m] = static_scale; inverse = 1.0f / static_scale; }
+            if (job->static_scale > 0.0f) { job->row_scales[m] = job->static_scale; inverse = 1.0f / job->static_scale; }
             else {
                 float amax = sk_row_amax_avx2(row, K);
-                row_scales[m] = amax / 127.0f;
+                job->row_scales[m] = amax / 127.0f;
                 inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
             }
             sk_quantize_row_avx2(row, K, Kp, inverse, out);
@@ -165,9 +212,18 @@ void sk_quantize_rows_int8(const float *x, int M, int K, float static_scale, int
         }
 #endif
         (void)avx2;
-        float inverse = row_inverse_scale(row, K, static_scale, &row_scales[m]);
+        float inverse = row_inverse_scale(row, K, job->static_scale, &job->row_scales[m]);
         quantize_row_portable(row, K, Kp, inverse, out);
     }
+}
+
+// Below this many activations one thread quantizes them all (a few µs of work).
+enum { INT8_QUANTIZE_PARALLEL_VALUES = 1 << 16 };
+
+void sk_quantize_rows_int8(const float *x, int M, int K, float static_scale, int8_t *xq, float *row_scales) {
+    quantize_rows_job job = {.x = x, .K = K, .static_scale = static_scale, .xq = xq, .row_scales = row_scales};
+    if ((long)M * K >= INT8_QUANTIZE_PARALLEL_VALUES) sk_parallel_for(M, quantize_rows, &job);
+    else quantize_rows(&job, 0, M);
 }
 
 // ---------------------------------------------------------------- reference
@@ -318,6 +374,21 @@ SK_INLINE SK_TARGET_AVX512_VNNI void tile_vnni(const int8_job *job, int m, int m
     }
 }
 
+// sums[m] = Σ_k xq[m, k] for `rows` rows of Kp bytes (Kp a multiple of 32): vpdpbusd with all-ones
+// unsigned bytes adds four signed bytes per lane, 64 per instruction.
+SK_TARGET_AVX512_VNNI static void row_sums_vnni(const int8_t *xq, int rows, int Kp, int32_t *sums) {
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int m = 0; m < rows; m++) {
+        const int8_t *row = xq + (size_t)m * Kp;
+        __m512i acc = _mm512_setzero_si512();
+        int k = 0;
+        for (; k + 64 <= Kp; k += 64) acc = _mm512_dpbusd_epi32(acc, ones, _mm512_loadu_si512((const void *)(row + k)));
+        if (k < Kp)   // the last 32 bytes (Kp is a multiple of 32)
+            acc = _mm512_dpbusd_epi32(acc, ones, _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(row + k))));
+        sums[m] = _mm512_reduce_add_epi32(acc);
+    }
+}
+
 // One instance per (rows, panels) pair, so both are constants inside the tile.
 #define VNNI_TILE_FOR_ROWS(NP)                                                   \
     switch (mr) {                                                                \
@@ -355,15 +426,9 @@ static void run_panels(void *context, int p0, int p1) {
         int m1 = job->M - m0 < block ? job->M : m0 + block;
 #if SK_X86
         if (job->level >= SK_KERNELS_AVX512_VNNI) {
-            // Row sums of this block for the offset correction (a few adds per MAC row; the
-            // product does N of them per activation).
+            // Row sums of this block for the offset correction.
             int32_t row_sums[INT8_X_BLOCK_BYTES / INT8_CHUNK];
-            for (int m = m0; m < m1; m++) {
-                const int8_t *row = job->xq + (size_t)m * job->Kp;
-                int32_t sum = 0;
-                for (int k = 0; k < job->Kp; k++) sum += row[k];
-                row_sums[m - m0] = sum;
-            }
+            row_sums_vnni(job->xq + (size_t)m0 * job->Kp, m1 - m0, job->Kp, row_sums);
             panels_vnni(job, m0, m1, p0, p1, row_sums);
             continue;
         }

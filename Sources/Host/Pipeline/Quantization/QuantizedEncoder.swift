@@ -93,9 +93,12 @@ final class QuantizedLinearHook: LinearLayerHook {
         }
         if includeBias, !weight.bias.isEmpty {
             weight.bias.withUnsafeBufferPointer { bias in
-                for row in 0..<rows {
-                    let y = output + row * outFeatures
-                    for j in 0..<outFeatures { y[j] += bias[j] }
+                // Rows split over the kernel threads when there are enough of them to pay for it.
+                parallelFor(rows, splitting: rows * outFeatures >= 1 << 16) { first, last in
+                    for row in first..<last {
+                        let y = output + row * outFeatures
+                        for j in 0..<outFeatures { y[j] += bias[j] }
+                    }
                 }
             }
         }
