@@ -338,9 +338,12 @@ SK_TARGET_AVX2 static void panels_avx2(const int8_job *job, int m0, int m1, int 
 
 enum { VNNI_MR = 8, VNNI_NP = 3 };   // 24 accumulators + 3 weight steps + 1 broadcast of 32 zmm
 
-// `mr` rows times `np` panels starting at panel p; row_sums[r] = Σ_k xq[m + r, k].
+// `mr` rows times `np` panels starting at panel p; row_sums[r] = Σ_k xq[m + r, k]. `upcoming`, when
+// not NULL, is the next tile's first panel: its weights are prefetched into L2 step by step, so that
+// with few rows (one sequence at a time) the next panels' trip from memory overlaps this tile's work
+// instead of following it.
 SK_INLINE SK_TARGET_AVX512_VNNI void tile_vnni(const int8_job *job, int m, int mr, int p, int np,
-                                               const int32_t *row_sums) {
+                                               const int32_t *row_sums, const uint8_t *upcoming) {
     const size_t panel_bytes = (size_t)INT8_NR * job->Kp;
     const uint8_t *panel = job->packed + (size_t)p * panel_bytes;
     const int8_t *x = job->xq + (size_t)m * job->Kp;
@@ -352,6 +355,9 @@ SK_INLINE SK_TARGET_AVX512_VNNI void tile_vnni(const int8_job *job, int m, int m
         __m512i w[VNNI_NP];
         for (int c = 0; c < np; c++)
             w[c] = _mm512_loadu_si512((const void *)(panel + c * panel_bytes + (size_t)s * INT8_STEP_BYTES));
+        if (upcoming)
+            for (int c = 0; c < VNNI_NP; c++)
+                _mm_prefetch((const char *)(upcoming + c * panel_bytes + (size_t)s * INT8_STEP_BYTES), _MM_HINT_T1);
         for (int r = 0; r < mr; r++) {
             __m512i xb = _mm512_set1_epi32(load_i32(x + (size_t)r * job->Kp + (size_t)s * INT8_STEP));
             for (int c = 0; c < np; c++) acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], w[c], xb);
@@ -392,23 +398,28 @@ SK_TARGET_AVX512_VNNI static void row_sums_vnni(const int8_t *xq, int rows, int 
 // One instance per (rows, panels) pair, so both are constants inside the tile.
 #define VNNI_TILE_FOR_ROWS(NP)                                                   \
     switch (mr) {                                                                \
-    case 8: tile_vnni(job, m, 8, p, NP, sums); break;                            \
-    case 7: tile_vnni(job, m, 7, p, NP, sums); break;                            \
-    case 6: tile_vnni(job, m, 6, p, NP, sums); break;                            \
-    case 5: tile_vnni(job, m, 5, p, NP, sums); break;                            \
-    case 4: tile_vnni(job, m, 4, p, NP, sums); break;                            \
-    case 3: tile_vnni(job, m, 3, p, NP, sums); break;                            \
-    case 2: tile_vnni(job, m, 2, p, NP, sums); break;                            \
-    default: tile_vnni(job, m, 1, p, NP, sums); break;                           \
+    case 8: tile_vnni(job, m, 8, p, NP, sums, upcoming); break;                            \
+    case 7: tile_vnni(job, m, 7, p, NP, sums, upcoming); break;                            \
+    case 6: tile_vnni(job, m, 6, p, NP, sums, upcoming); break;                            \
+    case 5: tile_vnni(job, m, 5, p, NP, sums, upcoming); break;                            \
+    case 4: tile_vnni(job, m, 4, p, NP, sums, upcoming); break;                            \
+    case 3: tile_vnni(job, m, 3, p, NP, sums, upcoming); break;                            \
+    case 2: tile_vnni(job, m, 2, p, NP, sums, upcoming); break;                            \
+    default: tile_vnni(job, m, 1, p, NP, sums, upcoming); break;                           \
     }
 
 SK_TARGET_AVX512_VNNI static void panels_vnni(const int8_job *job, int m0, int m1, int p0, int p1,
                                               const int32_t *row_sums) {
     for (int p = p0; p < p1; p += VNNI_NP) {
         int np = p1 - p < VNNI_NP ? p1 - p : VNNI_NP;
+        // The next panels are prefetched during the second row tile (the first brings this tile's
+        // own weights in), or during the only one.
+        const uint8_t *next = p + VNNI_NP < p1 ? job->packed + (size_t)(p + VNNI_NP) * INT8_NR * job->Kp : NULL;
+        int prefetching_row = m1 - m0 > VNNI_MR ? m0 + VNNI_MR : m0;
         for (int m = m0; m < m1; m += VNNI_MR) {
             int mr = m1 - m < VNNI_MR ? m1 - m : VNNI_MR;
             const int32_t *sums = row_sums + (m - m0);
+            const uint8_t *upcoming = m == prefetching_row ? next : NULL;
             if (np == 3) { VNNI_TILE_FOR_ROWS(3) }
             else if (np == 2) { VNNI_TILE_FOR_ROWS(2) }
             else { VNNI_TILE_FOR_ROWS(1) }
