@@ -139,7 +139,17 @@ enum AttentionCore {
             parallelFor(items, splitting: s.splitsAcrossThreads) { begin, end in for item in begin..<end { mix(item, dropped) } }
         } else {
             parallelFor(items, splitting: s.splitsAcrossThreads) { begin, end in
-                for item in begin..<end { scores(item); mix(item, probs) }
+                for item in begin..<end {
+                    let b = item / s.heads, h = item % s.heads
+                    let q = qkv + b * T * ld + h * s.headSize
+                    // One fused kernel per head where the CPU has it (attention.c), else two GEMMs.
+                    if !sk_attention_head_forward(probs + item * s.scoresPerHead, context + b * T * s.hidden + h * s.headSize,
+                                                  Int32(s.hidden), q, q + s.hidden, q + 2 * s.hidden, Int32(ld),
+                                                  keyMask + b * T, Int32(T), Int32(s.headSize), s.scale) {
+                        scores(item)
+                        mix(item, probs)
+                    }
+                }
             }
         }
     }

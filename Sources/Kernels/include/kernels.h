@@ -93,6 +93,15 @@ void sk_attention_softmax_forward_reference(float *probs, const float *scores, c
 void sk_masked_softmax_rows(float *probs, const float *scores, const float *key_mask, long rows, int T);
 void sk_masked_softmax_rows_reference(float *probs, const float *scores, const float *key_mask, long rows, int T);
 
+/// One attention head without dropout (attention.c): probs (T, T) = masked softmax(scale * Q K^T) under
+/// key_mask (T), context (T, dh) = probs @ V, with Q, K, V (T, dh) views of row stride ld and context of
+/// row stride ldc. Returns false, touching nothing, where it has no fast path (no AVX-512, T > 512,
+/// dh > 256, out of memory): the caller then uses GEMMs. Each thread keeps a (dh, T) copy of K for it.
+bool sk_attention_head_forward(float *probs, float *context, int ldc, const float *q, const float *k,
+                               const float *v, int ld, const float *key_mask, int T, int dh, float scale);
+void sk_attention_head_forward_reference(float *probs, float *context, int ldc, const float *q, const float *k,
+                                         const float *v, int ld, const float *key_mask, int T, int dh, float scale);
+
 /// dscores (rows, cols) = probs * (dprobs - sum(dprobs * probs) over the row); dscores may be dprobs.
 void sk_softmax_backward(float *dscores, const float *probs, const float *dprobs, int rows, int cols);
 void sk_softmax_backward_reference(float *dscores, const float *probs, const float *dprobs, int rows, int cols);

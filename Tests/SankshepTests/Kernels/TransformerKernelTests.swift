@@ -18,6 +18,33 @@ struct TransformerKernelTests {
 
     static let shapes = [(1, 1), (3, 7), (2, 8), (5, 17), (4, 32), (2, 769)]
 
+    @Test("one attention head, fused: probabilities and context agree with the reference, masked keys get 0",
+          arguments: [(1, 16), (5, 32), (16, 64), (33, 24), (70, 64), (129, 80)])
+    func attentionHead(length: Int, headSize: Int) throws {
+        let T = length, dh = headSize, ld = 3 * dh + 5, ldc = dh + 3
+        let qkv = Self.values(T * ld, seed: 11, scale: 2)
+        var mask = [Float](repeating: 1, count: T)
+        for t in 0..<T where t % 4 == 3 { mask[t] = 0 }
+        var probs = [Float](repeating: .nan, count: T * T), slowProbs = probs
+        let untouched = Self.values(T * ldc, seed: 12)
+        var context = untouched, slowContext = untouched
+        let scale = 1 / Float(dh).squareRoot()
+        let ran = qkv.withUnsafeBufferPointer { qkv in
+            sk_attention_head_forward(&probs, &context, Int32(ldc), qkv.baseAddress!, qkv.baseAddress! + dh,
+                                      qkv.baseAddress! + 2 * dh, Int32(ld), mask, Int32(T), Int32(dh), scale)
+        }
+        guard ran else { return }   // no AVX-512 here: the GEMM path runs, which the model tests cover
+        qkv.withUnsafeBufferPointer { qkv in
+            sk_attention_head_forward_reference(&slowProbs, &slowContext, Int32(ldc), qkv.baseAddress!, qkv.baseAddress! + dh,
+                                                qkv.baseAddress! + 2 * dh, Int32(ld), mask, Int32(T), Int32(dh), scale)
+        }
+        #expect(Self.maxDifference(probs, slowProbs) <= 1e-6)
+        #expect(Self.maxDifference(context, slowContext) <= 1e-5)
+        for i in 0..<T { for j in 0..<T where mask[j] == 0 { #expect(probs[i * T + j] == 0) } }
+        // Only the (T, dh) block of context is written: the padding columns keep what they held.
+        for i in 0..<T { for d in dh..<ldc { #expect(context[i * ldc + d] == untouched[i * ldc + d]) } }
+    }
+
     @Test("LayerNorm forward: fast and reference agree", arguments: shapes)
     func layerNormForward(rows: Int, cols: Int) {
         let x = Self.values(rows * cols, seed: 1, scale: 3), w = Self.values(cols, seed: 2), b = Self.values(cols, seed: 3)
