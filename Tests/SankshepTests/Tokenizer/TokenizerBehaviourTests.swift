@@ -243,6 +243,22 @@ struct TokenizerBatchTests {
 
 @Suite("Saving a tokenizer")
 struct TokenizerSaveTests {
+    @Test("the bundled tokenizer.json, copied into every model folder, wraps a comment in [CLS] … [SEP] as BERT's post-processor")
+    func bundledPostProcessor() throws {
+        // transformers 4.x's fast tokenizer adds special tokens only through this entry.
+        let data = try Data(contentsOf: Fixtures.bundledTokenizer.appendingPathComponent("tokenizer.json"))
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let post = try #require(json["post_processor"] as? [String: Any])
+        #expect(post["type"] as? String == "TemplateProcessing")
+        let single = try #require(post["single"] as? [[String: [String: Any]]])
+        #expect(single.map { $0.keys.first! } == ["SpecialToken", "Sequence", "SpecialToken"])
+        #expect(single.first?["SpecialToken"]?["id"] as? String == "[CLS]" && single.last?["SpecialToken"]?["id"] as? String == "[SEP]")
+        let tokenizer = try BertTokenizer(directory: Fixtures.bundledTokenizer)
+        let specials = try #require(post["special_tokens"] as? [String: [String: Any]])
+        #expect(specials["[CLS]"]?["ids"] as? [Int] == [tokenizer.clsId])
+        #expect(specials["[SEP]"]?["ids"] as? [Int] == [tokenizer.id(forToken: "[SEP]")!])
+    }
+
     @Test("a saved tokenizer reloads to the same ids, from its folder and from its tokenizer.json alone",
           arguments: [false, true])
     func saveRoundTrip(lowercase: Bool) throws {
