@@ -111,9 +111,35 @@ struct BaselineStage {
         let bestIndex = outcomes.indices.max { outcomes[$0].sweepBest.macroF1 < outcomes[$1].sweepBest.macroF1 }!
         try writeFoldSummary(outcomes, context: context)
         try writeBestMetrics(outcomes, best: bestIndex, context: context)
+        try adoptTeacherIfMissing(at: teacherDirectory, bestFold: bestIndex + 1, context: context)
         let teacher = try Classifier.load(from: teacherDirectory, logger: logger)
         return BaselineOutcome(folds: outcomes, bestFold: bestIndex + 1, teacher: teacher, teacherDirectory: teacherDirectory,
                                heldOut: context.folds[bestIndex].validation)
+    }
+
+    /// A resumed run whose folds were all completed under another `--pipeline` (another tag) finds the
+    /// teacher in that run's `best_model_<tag>/` folder: the one whose `sankshep.json` names the baseline
+    /// stage and this best fold. It is copied under this run's tag, so the folds are reused, not retrained.
+    private func adoptTeacherIfMissing(at directory: URL, bestFold: Int, context: RunContext) throws {
+        let files = FileManager.default
+        guard !files.fileExists(atPath: directory.appendingPathComponent("config.json").path) else { return }
+        let candidates = (try? files.contentsOfDirectory(at: context.outputDirectory, includingPropertiesForKeys: nil)) ?? []
+        let earlier = candidates.filter { folder in
+            guard folder.lastPathComponent.hasPrefix("best_model_"), folder.standardizedFileURL != directory.standardizedFileURL,
+                  let settings = SankshepSettings.read(from: folder) else { return false }
+            return settings.extra["stage"] == "baseline" && settings.extra["fold"] == String(bestFold)
+        }.sorted { $0.lastPathComponent < $1.lastPathComponent }
+        guard let source = earlier.first else {
+            throw TrainingError("\(directory.path): the teacher folder is missing although every baseline fold is complete, and no other best_model_* folder in \(context.outputDirectory.path) holds fold \(bestFold); run without --resume (or in a new --output_dir) to train the baseline again")
+        }
+        context.logger.info("baseline: teacher of fold \(bestFold) taken from \(source.lastPathComponent)/ (a completed run under another tag)")
+        // Copied beside, then renamed: an interrupted copy never passes for a teacher folder.
+        let partial = directory.deletingLastPathComponent().appendingPathComponent(".\(directory.lastPathComponent).partial-\(UUID().uuidString)")
+        try files.copyItem(at: source, to: partial)
+        if files.fileExists(atPath: directory.path) { try files.removeItem(at: directory) }
+        try files.moveItem(at: partial, to: directory)
+        try AtomicFile.copy(from: directory.appendingPathComponent("model.safetensors"),
+                            to: context.outputDirectory.appendingPathComponent("best_model_\(context.tag).safetensors"))
     }
 
     private func saveTeacher(_ classifier: Classifier, to directory: URL, context: RunContext, fold: Int) throws {

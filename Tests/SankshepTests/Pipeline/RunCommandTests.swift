@@ -43,6 +43,23 @@ struct RunCommandTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("mlruns/\(experiment)").path).count == runs.count + 1)
     }
 
+    @Test("--resume under another --pipeline reuses the completed baseline folds and their teacher instead of training again")
+    func resumeUnderAnotherPipeline() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let common = ["--data_path", Fixtures.bundledData.path, "--data_fraction", "0.03", "--num_folds", "2", "--epochs", "1",
+                      "--output_dir", folder.path, "--threads", "1"]
+        try (RunCommand.parseAsRoot(common) as! RunCommand).run()
+        let teacherWeights = try Data(contentsOf: folder.appendingPathComponent("best_model_baseline/model.safetensors"))
+        try (RunCommand.parseAsRoot(common + ["--pipeline", "baseline_quant", "--quant_method", "fp16", "--resume"]) as! RunCommand).run()
+        // The teacher came over unchanged: the folds were not trained again.
+        #expect(try Data(contentsOf: folder.appendingPathComponent("best_model_baseline_quant/model.safetensors")) == teacherWeights)
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("best_model_baseline_quant.safetensors").path))
+        #expect(try String(contentsOf: folder.appendingPathComponent("fold_summary_baseline_quant.csv"), encoding: .utf8)
+                == String(contentsOf: folder.appendingPathComponent("fold_summary_baseline.csv"), encoding: .utf8))
+        #expect(!(try FileManager.default.contentsOfDirectory(atPath: folder.path)).contains { $0.contains(".partial-") })
+    }
+
     @Test("predict gives the probabilities evaluation computed for the same rows")
     func predictMatchesEvaluation() throws {
         let folder = try Fixtures.temporaryFolder()
