@@ -230,8 +230,10 @@ final class SequenceClassifier {
             sk_add(residual1, residual1, x, N * H)
             let norm1 = floats.take(N * H), norm1Mean = floats.take(N), norm1Rstd = floats.take(N)
             sk_layernorm_forward(norm1, norm1Mean, norm1Rstd, residual1, value(p.norm1Weight), value(p.norm1Bias), Int32(N), Int32(H), eps)
-            // ffnAct (N, I) = GELU(norm1 @ W1^T + b1)
-            let ffnPre = floats.take(N * I), ffnAct = floats.take(N * I)
+            // ffnAct (N, I) = GELU(norm1 @ W1^T + b1). A forward with the [CLS]-only last layer cannot be
+            // differentiated (backward refuses it), so it keeps no pre-activation: GELU runs in place, one
+            // (N, I) buffer fewer to write and to read back.
+            let ffnPre = floats.take(N * I), ffnAct = headRowsOnly ? ffnPre : floats.take(N * I)
             encoderLinear(hook, [ln.ffnIn], out: ffnPre, inp: norm1, weight: value(p.ffnInWeight), bias: nil, rows: N, inFeatures: H, outFeatures: I)
             sk_bias_gelu_forward(ffnAct, ffnPre, value(p.ffnInBias), Int32(N), Int32(I))
             // residual2 (N, H) = norm1 + dropout(ffnAct @ W2^T + b2)
@@ -338,7 +340,7 @@ final class SequenceClassifier {
         sk_add(residual1, residual1, cls, B * H)
         let norm1 = floats.take(B * H), norm1Mean = floats.take(B), norm1Rstd = floats.take(B)
         sk_layernorm_forward(norm1, norm1Mean, norm1Rstd, residual1, value(p.norm1Weight), value(p.norm1Bias), Int32(B), Int32(H), eps)
-        let ffnPre = floats.take(B * I), ffnAct = floats.take(B * I)
+        let ffnPre = floats.take(B * I), ffnAct = ffnPre   // inference only: GELU in place
         encoderLinear(hook, [ln.ffnIn], out: ffnPre, inp: norm1, weight: value(p.ffnInWeight), bias: nil, rows: B, inFeatures: H, outFeatures: I)
         sk_bias_gelu_forward(ffnAct, ffnPre, value(p.ffnInBias), Int32(B), Int32(I))
         let residual2 = floats.take(B * H)
