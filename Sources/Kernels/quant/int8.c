@@ -188,26 +188,17 @@ static void quantize_rows(void *context, int m0, int m1) {
         const float *row = job->x + (size_t)m * K;
         int8_t *out = job->xq + (size_t)m * Kp;
 #if SK_X86
-        if (level >= SK_KERNELS_AVX512_VNNI) {
-            float inverse;
-            if (job->static_scale > 0.0f) { job->row_scales[m] = job->static_scale; inverse = 1.0f / job->static_scale; }
-            else {
-                float amax = row_amax_avx512(row, K);
-                job->row_scales[m] = amax / 127.0f;
-                inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
-            }
-            quantize_row_avx512(row, K, Kp, inverse, out);
-            continue;
-        }
         if (avx2) {
+            // The same scale in both SIMD levels: the fixed one, or max|x| / 127 of the row.
             float inverse;
             if (job->static_scale > 0.0f) { job->row_scales[m] = job->static_scale; inverse = 1.0f / job->static_scale; }
             else {
-                float amax = sk_row_amax_avx2(row, K);
+                float amax = level >= SK_KERNELS_AVX512_VNNI ? row_amax_avx512(row, K) : sk_row_amax_avx2(row, K);
                 job->row_scales[m] = amax / 127.0f;
                 inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
             }
-            sk_quantize_row_avx2(row, K, Kp, inverse, out);
+            if (level >= SK_KERNELS_AVX512_VNNI) quantize_row_avx512(row, K, Kp, inverse, out);
+            else sk_quantize_row_avx2(row, K, Kp, inverse, out);
             continue;
         }
 #endif

@@ -2,17 +2,6 @@ import Foundation
 import Testing
 @testable import Host
 
-/// A BERT classifier with 4 heads of 16 per layer (2 layers, hidden 64).
-private func fourHeadClassifier(seed: UInt64 = 21) throws -> Classifier {
-    let tokenizer = try BertTokenizer(directory: Fixtures.bundledTokenizer)
-    let config = ModelConfig(modelType: .bert, vocabSize: 64, hiddenSize: 64, numLayers: 2, numHeads: 4,
-                             intermediateSize: 128, maxPositionEmbeddings: 16, padTokenId: 0, numLabels: 1)
-    let network = SequenceClassifier(shape: EncoderShape(config), head: .bertPooler, numLabels: 1, dropoutSeed: seed)
-    network.initializeRandomly(seed: seed)
-    return Classifier(network: network, config: config, tokenizer: tokenizer,
-                      tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: Fixtures.bundledTokenizer))
-}
-
 private func temporaryFolder() throws -> URL {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sankshep-export-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -23,13 +12,13 @@ private func temporaryFolder() throws -> URL {
 struct TransformersExportTests {
     @Test("a head-removed, sparse model's transformers/ export is dense with every head back, and gives the same logits")
     func headsAndZerosComeBack() throws {
-        let classifier = try fourHeadClassifier()
+        let classifier = try PruningTestSupport.fourHeadClassifier(seed: 21)
         let smaller = try StructuredHeads.remove(classifier, keep: [[false, true, false, true], [true, true, true, false]])
         // Some exact zeros stored as sparse-bitmask too, as the pruning stage leaves them.
         let names = smaller.network.names.layers
         let ffn = smaller.network.store.pointer(names[1].ffnIn + ".weight")
         for i in stride(from: 0, to: 128 * 64, by: 2) { ffn[i] = 0 }
-        var pruned = smaller
+        let pruned = smaller
         pruned.config.raw["quantization_config"] = SparseBitmask.quantizationConfig(targets: [names[1].ffnIn], globalSparsity: 0.5)
         #expect(TransformersExport.needed(for: pruned.config))
         #expect(!TransformersExport.needed(for: classifier.config))

@@ -7,9 +7,19 @@ enum PruningTestSupport {
     /// A BERT classifier whose linear layers hold most of its weights (vocabulary of 64), so file
     /// sizes show what sparse storage saves.
     static func linearHeavyClassifier(seed: UInt64 = 7) throws -> Classifier {
+        try smallBert(heads: 2, intermediateSize: 256, seed: seed)
+    }
+
+    /// A BERT classifier with 4 heads of 16 per layer (2 layers, hidden 64), for head removal.
+    static func fourHeadClassifier(seed: UInt64 = 11) throws -> Classifier {
+        try smallBert(heads: 4, intermediateSize: 128, seed: seed)
+    }
+
+    /// 2 layers, hidden 64, vocabulary 64, random weights, the bundled tokenizer.
+    static func smallBert(heads: Int, intermediateSize: Int, seed: UInt64) throws -> Classifier {
         let tokenizer = try BertTokenizer(directory: Fixtures.bundledTokenizer)
-        let config = ModelConfig(modelType: .bert, vocabSize: 64, hiddenSize: 64, numLayers: 2, numHeads: 2,
-                                 intermediateSize: 256, maxPositionEmbeddings: 16, padTokenId: 0, numLabels: 1)
+        let config = ModelConfig(modelType: .bert, vocabSize: 64, hiddenSize: 64, numLayers: 2, numHeads: heads,
+                                 intermediateSize: intermediateSize, maxPositionEmbeddings: 16, padTokenId: 0, numLabels: 1)
         let network = SequenceClassifier(shape: EncoderShape(config), head: .bertPooler, numLabels: 1, dropoutSeed: seed)
         network.initializeRandomly(seed: seed)
         return Classifier(network: network, config: config, tokenizer: tokenizer,

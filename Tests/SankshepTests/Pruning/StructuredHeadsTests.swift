@@ -2,17 +2,6 @@ import Foundation
 import Testing
 @testable import Host
 
-/// A BERT classifier with 4 heads of 16 per layer (2 layers, hidden 64), for head removal.
-private func fourHeadClassifier(seed: UInt64 = 11) throws -> Classifier {
-    let tokenizer = try BertTokenizer(directory: Fixtures.bundledTokenizer)
-    let config = ModelConfig(modelType: .bert, vocabSize: 64, hiddenSize: 64, numLayers: 2, numHeads: 4,
-                             intermediateSize: 128, maxPositionEmbeddings: 16, padTokenId: 0, numLabels: 1)
-    let network = SequenceClassifier(shape: EncoderShape(config), head: .bertPooler, numLabels: 1, dropoutSeed: seed)
-    network.initializeRandomly(seed: seed)
-    return Classifier(network: network, config: config, tokenizer: tokenizer,
-                      tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: Fixtures.bundledTokenizer))
-}
-
 /// Zeroes the Q/K/V rows and attention-output columns of the heads `keep` drops: the head-masked model.
 private func maskHeads(_ classifier: Classifier, keep: [[Bool]]) {
     let network = classifier.network, store = network.store, h = network.shape.hiddenSize, dh = network.shape.headSize
@@ -34,7 +23,7 @@ private func maskHeads(_ classifier: Classifier, keep: [[Bool]]) {
 struct StructuredHeadsTests {
     @Test("a head-removed model gives the head-masked model's outputs and gradients, a layer keeping only one head")
     func removedEqualsMasked() throws {
-        let classifier = try fourHeadClassifier()
+        let classifier = try PruningTestSupport.fourHeadClassifier()
         // Layer 0 keeps one head of four, layer 1 three.
         let keep = [[false, false, true, false], [true, false, true, true]]
         maskHeads(classifier, keep: keep)
@@ -82,7 +71,7 @@ struct StructuredHeadsTests {
     @Test("structure=heads masks whole heads, keeps one per layer at any sparsity, and removal matches the masks")
     func maskerRanksWholeHeads() throws {
         let registry = try PluginTestSupport.builtInRegistry()
-        let classifier = try fourHeadClassifier()
+        let classifier = try PruningTestSupport.fourHeadClassifier()
         let layers = PrunableLayer.select(classifier.network, .attention)
         let plan = try PruningTestSupport.plan("magnitude", registry: registry, options: ["structure": "heads"])
         for (sparsity, kept) in [(0.5, 2), (1.0, 1)] {
@@ -109,7 +98,7 @@ struct StructuredHeadsTests {
     func saveAndLoad() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let smaller = try StructuredHeads.remove(try fourHeadClassifier(), keep: [[true, false, false, false], [false, true, true, true]])
+        let smaller = try StructuredHeads.remove(try PruningTestSupport.fourHeadClassifier(), keep: [[true, false, false, false], [false, true, true, true]])
         try smaller.save(to: folder)
         let json = try JSONValue.parse(Data(contentsOf: folder.appendingPathComponent("config.json")))
         #expect(json.objectValue?["pruned_heads"] == .object(["0": .array([.int(1), .int(2), .int(3)]), "1": .array([.int(0)])]))
@@ -127,7 +116,7 @@ struct StructuredHeadsTests {
 
     @Test("a student made of a head-pruned teacher's layers keeps the heads those layers kept")
     func studentFromPrunedTeacher() throws {
-        let teacher = try StructuredHeads.remove(try fourHeadClassifier(), keep: [[true, false, false, false], [true, true, true, false]])
+        let teacher = try StructuredHeads.remove(try PruningTestSupport.fourHeadClassifier(), keep: [[true, false, false, false], [true, true, true, false]])
         let student = try StudentFactory.fromTeacherLayers(teacher, layers: [1])
         #expect(student.config.prunedHeads == [0: [3]])
         let query = student.network.names.layers[0].query + ".weight"
