@@ -142,11 +142,10 @@ struct PruningTests {
         #expect(Double(pruned[bigIndex]) < 0.1 * Double(layers[bigIndex].count))
     }
 
-    @Test("a 50%-sparse model's file is at most 0.65× the dense file and reloads to identical outputs")
-    func sparseFileShrinksAndReloads() throws {
-        let folder = try Fixtures.temporaryFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let classifier = try PruningTestSupport.linearHeavyClassifier()
+    /// Saves `classifier` dense, prunes 50% of every layer `all` selects by magnitude, saves that compactly;
+    /// returns both folders, the pruned model and the ratio of their weights files.
+    func saveDenseAndHalfPruned(_ classifier: Classifier, in folder: URL) throws
+        -> (dense: URL, sparse: URL, pruned: Classifier, ratio: Double) {
         let dense = folder.appendingPathComponent("dense")
         try classifier.save(to: dense)
         let layers = PrunableLayer.select(classifier.network, .all)
@@ -156,11 +155,19 @@ struct PruningTests {
         let pruned = try PruningStage.makePermanent(classifier, masks: masks, layers: layers, structure: .none, logger: .init(label: "test"))
         let sparse = folder.appendingPathComponent("sparse")
         try pruned.save(to: sparse)
+        return (dense, sparse, pruned, Double(try Self.weightsFileSize(sparse)) / Double(try Self.weightsFileSize(dense)))
+    }
 
-        func size(_ folder: URL) throws -> Int {
-            try FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent("model.safetensors").path)[.size] as! Int
-        }
-        let ratio = Double(try size(sparse)) / Double(try size(dense))
+    static func weightsFileSize(_ folder: URL) throws -> Int {
+        try FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent("model.safetensors").path)[.size] as! Int
+    }
+
+    @Test("a 50%-sparse model's file is at most 0.65× the dense file and reloads to identical outputs")
+    func sparseFileShrinksAndReloads() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let classifier = try PruningTestSupport.linearHeavyClassifier()
+        let (dense, sparse, pruned, ratio) = try saveDenseAndHalfPruned(classifier, in: folder)
         #expect(ratio <= 0.65, "sparse / dense = \(ratio)")
         // The file holds the compressed-tensors layout, and the config announces it.
         let file = try SafeTensorsFile(contentsOf: sparse.appendingPathComponent("model.safetensors"))
@@ -169,7 +176,7 @@ struct PruningTests {
         #expect(file.entry(named: query + ".weight") == nil)
         #expect(file.entry(named: query + ".bitmask")?.shape == [64, 8])
         let config = try ModelConfig.read(sparse.appendingPathComponent("config.json"))
-        #expect(SparseBitmask.targets(in: config) == Set(layers.map(\.name)))
+        #expect(SparseBitmask.targets(in: config) == Set(PrunableLayer.select(classifier.network, .all).map(\.name)))
 
         let reloaded = try Classifier.load(from: sparse)
         for view in classifier.network.store.views {
@@ -180,7 +187,7 @@ struct PruningTests {
         // Saving the reloaded model again keeps it sparse.
         let again = folder.appendingPathComponent("again")
         try reloaded.save(to: again)
-        #expect(try size(again) == size(sparse))
+        #expect(try Self.weightsFileSize(again) == Self.weightsFileSize(sparse))
     }
 
     @Test("the word embeddings are pruned as E^T on one-hot tokens: wanda keeps, per hidden dimension, the tokens the calibration uses")
@@ -224,19 +231,7 @@ struct PruningTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let classifier = try Classifier.fromPreset(.teacherSmall, tokenizerDirectory: Fixtures.bundledTokenizer, dropout: 0.1,
                                                    pooling: .cls, seed: 3)
-        let dense = folder.appendingPathComponent("dense")
-        try classifier.save(to: dense)
-        let layers = PrunableLayer.select(classifier.network, .all)
-        let masks = try Masker(plan: PruningTestSupport.plan("magnitude", registry: registry), layers: layers, stats: [:])
-            .masks(for: classifier.network, sparsity: 0.5)
-        masks.enforce(on: classifier.network.store)
-        let pruned = try PruningStage.makePermanent(classifier, masks: masks, layers: layers, structure: .none, logger: .init(label: "test"))
-        let sparse = folder.appendingPathComponent("sparse")
-        try pruned.save(to: sparse)
-        func size(_ folder: URL) throws -> Int {
-            try FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent("model.safetensors").path)[.size] as! Int
-        }
-        let ratio = Double(try size(sparse)) / Double(try size(dense))
+        let (dense, sparse, pruned, ratio) = try saveDenseAndHalfPruned(classifier, in: folder)
         #expect(ratio <= 0.65, "sparse / dense = \(ratio)")
         let file = try SafeTensorsFile(contentsOf: sparse.appendingPathComponent("model.safetensors"))
         let words = String(classifier.network.names.wordEmbeddings.dropLast(".weight".count))
