@@ -35,7 +35,8 @@
 enum {
     SK_MAX_THREADS = 64,
     SK_SPIN_ROUNDS = 20000,
-    SK_CHUNKS_PER_THREAD = 4,    // enough to rebalance around a late thread, few enough to keep ranges long
+    SK_CHUNKS_PER_THREAD = 8,    // enough to rebalance around a late thread, few enough to keep ranges long (4 took a
+                                 // 32×32 INT8 forward ~4% longer)
 };
 
 typedef struct {

@@ -12,7 +12,7 @@ extern "C" {
 /// One contiguous share of a parallel loop: handle items [begin, end) of the loop.
 typedef void (*sk_parallel_fn)(void *context, int begin, int end);
 
-/// Cuts [0, n) into contiguous ranges (at most 4 per thread, never more than n; the cut depends only
+/// Cuts [0, n) into contiguous ranges (at most 8 per thread, never more than n; the cut depends only
 /// on n and `sk_get_threads()`) and calls `fn` once per range, on the calling thread and up to
 /// `sk_get_threads() - 1` pool threads, whichever is free first; returns when every range is done.
 /// Runs `fn(context, 0, n)` on the calling thread alone when only one thread is allowed, when n < 2,
