@@ -1,6 +1,7 @@
 // LayerNorm over the last dimension, forward and backward (as torch.nn.LayerNorm: biased variance,
 // eps inside the square root). The forward keeps mean and 1/std per row for the backward.
 #include "kernels.h"
+#include "parallel.h"
 #include "simd_math.h"
 #include <math.h>
 
@@ -170,11 +171,39 @@ SK_AVX2 static void layernorm_backward_avx2(float *dinp, float *dweight, float *
 
 // ---------------------------------------------------------------- dispatch
 
-void sk_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                          const float *weight, const float *bias, int rows, int cols, float eps) {
+static void layernorm_forward_rows(float *out, float *mean, float *rstd, const float *inp,
+                                   const float *weight, const float *bias, int rows, int cols, float eps) {
     if (sk_cpu_has_avx512()) layernorm_forward_avx512(out, mean, rstd, inp, weight, bias, rows, cols, eps);
     else if (sk_cpu_has_avx2_fma()) layernorm_forward_avx2(out, mean, rstd, inp, weight, bias, rows, cols, eps);
     else sk_layernorm_forward_reference(out, mean, rstd, inp, weight, bias, rows, cols, eps);
+}
+
+typedef struct {
+    float *out, *mean, *rstd;
+    const float *inp, *weight, *bias;
+    int cols;
+    float eps;
+} layernorm_job;
+
+static void layernorm_forward_part(void *context, int begin, int end) {
+    const layernorm_job *job = context;
+    long offset = (long)begin * job->cols;
+    layernorm_forward_rows(job->out + offset, job->mean + begin, job->rstd + begin, job->inp + offset, job->weight,
+                           job->bias, end - begin, job->cols, job->eps);
+}
+
+// Rows are independent: from this many values on (a few µs of work) they are split over the threads.
+enum { SK_LAYERNORM_PARALLEL_VALUES = 1 << 14 };
+
+void sk_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                          const float *weight, const float *bias, int rows, int cols, float eps) {
+    if ((long)rows * cols < SK_LAYERNORM_PARALLEL_VALUES || rows < 2) {
+        layernorm_forward_rows(out, mean, rstd, inp, weight, bias, rows, cols, eps);
+        return;
+    }
+    layernorm_job job = {.out = out, .mean = mean, .rstd = rstd, .inp = inp, .weight = weight, .bias = bias,
+                         .cols = cols, .eps = eps};
+    sk_parallel_for(rows, layernorm_forward_part, &job);
 }
 
 void sk_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,

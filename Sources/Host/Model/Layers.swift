@@ -106,8 +106,9 @@ enum AttentionCore {
         /// Elements of one (T, T) score matrix, and of all of them.
         var scoresPerHead: Int { length * length }
         var scoreCount: Int { batch * heads * length * length }
-        /// Worth waking a second thread for: about 100 µs of products or more.
-        var splitsAcrossThreads: Bool { scoreCount * headSize >= 1 << 20 }
+        /// Worth waking a second thread for: about 25 µs of products or more (the 12 heads of one
+        /// 32-token comment are).
+        var splitsAcrossThreads: Bool { scoreCount * headSize >= 1 << 18 }
     }
 
     /// probs (B, nh, T, T) = masked softmax(scale * Q K^T); context (N, H) = dropped(probs) @ V.
