@@ -167,7 +167,7 @@ struct PruningTests {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let classifier = try PruningTestSupport.linearHeavyClassifier()
-        let (dense, sparse, pruned, ratio) = try saveDenseAndHalfPruned(classifier, in: folder)
+        let (_, sparse, pruned, ratio) = try saveDenseAndHalfPruned(classifier, in: folder)
         #expect(ratio <= 0.65, "sparse / dense = \(ratio)")
         // The file holds the compressed-tensors layout, and the config announces it.
         let file = try SafeTensorsFile(contentsOf: sparse.appendingPathComponent("model.safetensors"))
@@ -231,7 +231,7 @@ struct PruningTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let classifier = try Classifier.fromPreset(.teacherSmall, tokenizerDirectory: Fixtures.bundledTokenizer, dropout: 0.1,
                                                    pooling: .cls, seed: 3)
-        let (dense, sparse, pruned, ratio) = try saveDenseAndHalfPruned(classifier, in: folder)
+        let (_, sparse, pruned, ratio) = try saveDenseAndHalfPruned(classifier, in: folder)
         #expect(ratio <= 0.65, "sparse / dense = \(ratio)")
         let file = try SafeTensorsFile(contentsOf: sparse.appendingPathComponent("model.safetensors"))
         let words = String(classifier.network.names.wordEmbeddings.dropLast(".weight".count))
