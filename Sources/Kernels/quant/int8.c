@@ -242,6 +242,7 @@ typedef struct {
     int N;
     float *y;                  // (M, N)
     int level;                 // sk_quant_kernel_level() when the call began
+    const int32_t *row_sums;   // (M) Σ_k xq[m, k], for the VNNI offset; NULL on the other levels
 } int8_job;
 
 enum { INT8_SCALAR_MR = 4 };
@@ -427,18 +428,16 @@ static void run_panels(void *context, int p0, int p1) {
     for (int m0 = 0; m0 < job->M; m0 += block) {
         int m1 = job->M - m0 < block ? job->M : m0 + block;
 #if SK_X86
-        if (job->level >= SK_KERNELS_AVX512_VNNI) {
-            // Row sums of this block for the offset correction.
-            int32_t row_sums[INT8_X_BLOCK_BYTES / INT8_CHUNK];
-            row_sums_vnni(job->xq + (size_t)m0 * job->Kp, m1 - m0, job->Kp, row_sums);
-            panels_vnni(job, m0, m1, p0, p1, row_sums);
-            continue;
-        }
+        if (job->level >= SK_KERNELS_AVX512_VNNI) { panels_vnni(job, m0, m1, p0, p1, job->row_sums + m0); continue; }
         if (job->level >= SK_KERNELS_AVX2) { panels_avx2(job, m0, m1, p0, p1); continue; }
 #endif
         panels_portable(job, m0, m1, p0, p1);
     }
 }
+
+// This thread's row sums for the VNNI offset: grows to the largest M seen, never shrinks.
+static _Thread_local int32_t *row_sums_buffer = NULL;
+static _Thread_local size_t row_sums_capacity = 0;
 
 void sk_linear_int8(const int8_t *xq, const float *row_scales, int M, int K,
                     const int8_t *packed, const float *weight_scales, const float *bias, int N, float *y) {
@@ -447,6 +446,21 @@ void sk_linear_int8(const int8_t *xq, const float *row_scales, int M, int K,
         .xq = xq, .row_scales = row_scales, .M = M, .Kp = sk_int8_padded_k(K), .packed = (const uint8_t *)packed,
         .weight_scales = weight_scales, .bias = bias, .N = N, .y = y, .level = sk_quant_kernel_level(),
     };
+#if SK_X86
+    if (job.level >= SK_KERNELS_AVX512_VNNI) {
+        // Once per call, before the panels are shared out: every chunk needs the sums of every row.
+        if ((size_t)M > row_sums_capacity) {
+            int32_t *grown = realloc(row_sums_buffer, (size_t)M * sizeof(int32_t));
+            if (grown) { row_sums_buffer = grown; row_sums_capacity = (size_t)M; }
+        }
+        if ((size_t)M <= row_sums_capacity) {
+            row_sums_vnni(xq, M, job.Kp, row_sums_buffer);
+            job.row_sums = row_sums_buffer;
+        } else {
+            job.level = SK_KERNELS_AVX2;   // out of memory for M sums: the AVX2 path needs none
+        }
+    }
+#endif
     int panels = panels_of(N);
     if ((double)M * N * job.Kp >= INT8_PARALLEL_MACS) sk_parallel_for(panels, run_panels, &job);
     else run_panels(&job, 0, panels);
