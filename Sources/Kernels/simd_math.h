@@ -35,9 +35,12 @@ SK_AVX2 static inline __m256 sk_exp256(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(exponent));
 }
 
-// The AVX-512 kernels (gelu.c, gemm_avx512.c) run when this holds: AVX-512 F on the CPU and OS, and
-// neither SANKSHEP_NO_SIMD nor SANKSHEP_NO_AVX512 set.
+// The AVX-512 kernels (gelu.c, gemm_avx512.c, ...) run when this holds: AVX-512 F/DQ on the CPU and
+// OS, and neither SANKSHEP_NO_SIMD nor SANKSHEP_NO_AVX512 set (cpu.c).
 bool sk_cpu_has_avx512(void);
+// AVX-512 BW + VNNI as well (the quantized kernels' top level), and F16C with AVX2 (their middle one).
+bool sk_cpu_has_avx512_vnni(void);
+bool sk_cpu_has_f16c(void);
 
 #define SK_AVX512F __attribute__((target("avx2,fma,avx512f,avx512dq")))
 

@@ -33,11 +33,11 @@ typedef enum {
     SK_KERNELS_AVX512_VNNI = 2,    // AVX-512 F/BW + VNNI: vpdpbusd on 16 channels (INT8 and INT4)
 } sk_kernel_level;
 
-/// The best level this CPU (and OS) supports.
+/// The best level this CPU (and OS) supports, capped by SANKSHEP_NO_AVX512=1 (AVX2) or
+/// SANKSHEP_NO_SIMD=1 (portable).
 int sk_quant_max_kernel_level(void);
 
-/// The level in use: the best one, capped by SANKSHEP_NO_AVX512=1 (AVX2) or SANKSHEP_NO_SIMD=1
-/// (portable), unless sk_quant_set_kernel_level chose another.
+/// The level in use: sk_quant_max_kernel_level(), unless sk_quant_set_kernel_level chose a lower one.
 int sk_quant_kernel_level(void);
 
 /// Tests and benchmarks: run with `level` (capped at what the CPU supports); -1 goes back to

@@ -1,49 +1,24 @@
-// Run-time choice of the quantized kernels' instruction set, made once (see quant_kernels.h).
+// The quantized kernels' instruction set: the best cpu.c allows, unless a test or benchmark chose one.
 #include "quant_common.h"
 #include "quant_kernels.h"
 #include "kernels.h"
+#include "../simd_math.h"
 #include <cblas.h>
-#include <stdlib.h>
-#include <string.h>
 
-// -1 unknown, else the sk_kernel_level in use. Benign race: every thread computes the same value.
+// -1: not chosen by sk_quant_set_kernel_level, so the best level. Benign race: every thread computes the same value.
 static int selected = -1;
 
-static bool environment_flag(const char *name) {
-    const char *value = getenv(name);
-    return value != NULL && value[0] != '\0' && strcmp(value, "0") != 0;
-}
-
 int sk_quant_max_kernel_level(void) {
-    int level = SK_KERNELS_PORTABLE;
-#if SK_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
-        level = SK_KERNELS_AVX2;
-        // avx512vnni implies the OS saves zmm state: the compiler's check reads XCR0 as well.
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512vnni"))
-            level = SK_KERNELS_AVX512_VNNI;
-    }
-#endif
-    return level;
+    if (sk_cpu_has_avx512_vnni()) return SK_KERNELS_AVX512_VNNI;
+    if (sk_cpu_has_f16c()) return SK_KERNELS_AVX2;
+    return SK_KERNELS_PORTABLE;
 }
 
-int sk_quant_kernel_level(void) {
-    if (selected < 0) {
-        int level = sk_quant_max_kernel_level();
-        if (environment_flag("SANKSHEP_NO_AVX512") && level > SK_KERNELS_AVX2) level = SK_KERNELS_AVX2;
-        if (environment_flag("SANKSHEP_NO_SIMD")) level = SK_KERNELS_PORTABLE;
-        selected = level;
-    }
-    return selected;
-}
+int sk_quant_kernel_level(void) { return selected >= 0 ? selected : sk_quant_max_kernel_level(); }
 
 void sk_quant_set_kernel_level(int level) {
-    selected = -1;
-    if (level < 0) return;                       // back to detection and the environment
     int best = sk_quant_max_kernel_level();
-    selected = level < best ? level : best;
+    selected = level < 0 ? -1 : (level < best ? level : best);
 }
 
 const char *sk_quant_kernel_name(int level) {
