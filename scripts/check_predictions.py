@@ -9,9 +9,12 @@ probabilities as `sankshep predict` on the same comments.
 
 Exits non-zero when any probability differs by more than 1e-5.
 """
-import argparse, csv, json, subprocess, sys, tempfile, os
+import argparse, csv, os, sys
 import torch
 from transformers import AutoTokenizer, AutoModelForSequenceClassification
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_compressed_tensors import sankshep_probabilities  # noqa: E402  (sankshep predict on a CSV of texts)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("model")
@@ -22,15 +25,7 @@ parser.add_argument("--transformers-dir", help="folder for transformers to load 
 args = parser.parse_args()
 
 texts = [row["Comments"] for row, _ in zip(csv.DictReader(open(args.data, encoding="utf-8")), range(args.rows))]
-with tempfile.TemporaryDirectory() as folder:
-    path = os.path.join(folder, "input.csv")
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["Comments"])
-        writer.writerows([[t] for t in texts])
-    out = subprocess.run([args.sankshep, "predict", "--model", args.model, "--input", path], check=True,
-                         capture_output=True, text=True).stdout
-ours = [json.loads(line)["probability"] for line in out.splitlines()]
+ours = sankshep_probabilities(args.sankshep, args.model, texts)
 
 hf_folder = args.transformers_dir or args.model
 tokenizer = AutoTokenizer.from_pretrained(hf_folder)
