@@ -267,7 +267,6 @@ static void panels_portable(const int4_job *job, int m0, int m1, int p0, int p1)
 }
 
 #if SK_X86
-static inline int32_t load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, sizeof v); return v; }
 
 // AVX2: `mr` rows times one panel as two ymm halves of 8 channels (see the top comment).
 SK_INLINE SK_TARGET_AVX2 void panel_avx2(const int4_job *job, int m, int mr, int p, int pairs_per_group) {
@@ -291,7 +290,7 @@ SK_INLINE SK_TARGET_AVX2 void panel_avx2(const int4_job *job, int m, int mr, int
             }
             for (int r = 0; r < mr; r++) {
                 const int8_t *xr = x + (size_t)r * job->K + (size_t)t * Q4_PAIR_INPUTS;
-                __m256i x_first = _mm256_set1_epi32(load_i32(xr)), x_second = _mm256_set1_epi32(load_i32(xr + 4));
+                __m256i x_first = _mm256_set1_epi32(sk_load_i32(xr)), x_second = _mm256_set1_epi32(sk_load_i32(xr + 4));
                 for (int h = 0; h < 2; h++) {
                     __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(u_first[h], x_first),
                                                      _mm256_maddubs_epi16(u_second[h], x_second));   // <= 7680
@@ -363,7 +362,7 @@ SK_INLINE SK_TARGET_AVX512_VNNI void tile_vnni(const int4_job *job, int m, int m
             }
             for (int r = 0; r < mr; r++) {
                 const int8_t *xr = x + (size_t)r * job->K + (size_t)t * Q4_PAIR_INPUTS;
-                __m512i x_first = _mm512_set1_epi32(load_i32(xr)), x_second = _mm512_set1_epi32(load_i32(xr + 4));
+                __m512i x_first = _mm512_set1_epi32(sk_load_i32(xr)), x_second = _mm512_set1_epi32(sk_load_i32(xr + 4));
                 for (int c = 0; c < np; c++) {
                     group_sum[r][c] = _mm512_dpbusd_epi32(group_sum[r][c], u_first[c], x_first);
                     group_sum[r][c] = _mm512_dpbusd_epi32(group_sum[r][c], u_second[c], x_second);
@@ -379,15 +378,9 @@ SK_INLINE SK_TARGET_AVX512_VNNI void tile_vnni(const int4_job *job, int m, int m
     for (int c = 0; c < np; c++) {
         int n0 = (p + c) * Q4_NR;
         int valid = job->N - n0 < Q4_NR ? job->N - n0 : Q4_NR;
-        __mmask16 lanes = (__mmask16)((1u << valid) - 1u);
-        __m512 channel_scales = _mm512_maskz_loadu_ps(lanes, job->channel_scales + n0);
-        __m512 bias = job->bias ? _mm512_maskz_loadu_ps(lanes, job->bias + n0) : _mm512_setzero_ps();
-        for (int r = 0; r < mr; r++) {
-            __m512 scale = _mm512_mul_ps(_mm512_set1_ps(job->row_scales[m + r]), channel_scales);
-            __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(total[r][c]), scale);
-            if (job->bias) value = _mm512_add_ps(value, bias);
-            _mm512_mask_storeu_ps(job->y + (size_t)(m + r) * job->N + n0, lanes, value);
-        }
+        for (int r = 0; r < mr; r++)
+            sk_store_dequantized_avx512(job->y + (size_t)(m + r) * job->N + n0, total[r][c], job->row_scales[m + r],
+                                        job->channel_scales + n0, job->bias ? job->bias + n0 : NULL, valid);
     }
 }
 

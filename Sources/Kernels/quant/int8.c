@@ -283,7 +283,6 @@ static void panels_portable(const int8_job *job, int m0, int m1, int p0, int p1)
 }
 
 #if SK_X86
-static inline int32_t load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, sizeof v); return v; }
 
 // AVX2: `mr` rows times one panel, as two ymm halves of 8 channels (see the top comment).
 SK_INLINE SK_TARGET_AVX2 void panel_avx2(const int8_job *job, int m, int mr, int p) {
@@ -297,7 +296,7 @@ SK_INLINE SK_TARGET_AVX2 void panel_avx2(const int8_job *job, int m, int mr, int
         __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)wp), flip);        // channels 0-7
         __m256i w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wp + 32)), flip); // channels 8-15
         for (int r = 0; r < mr; r++) {
-            __m256i xb = _mm256_set1_epi32(load_i32(x + (size_t)r * job->Kp + (size_t)s * INT8_STEP));
+            __m256i xb = _mm256_set1_epi32(sk_load_i32(x + (size_t)r * job->Kp + (size_t)s * INT8_STEP));
             __m256i magnitude = _mm256_sign_epi8(xb, xb);   // |x| as unsigned bytes
             acc[r][0] = _mm256_add_epi32(acc[r][0],
                 _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(w0, xb)), ones));
@@ -351,7 +350,7 @@ SK_INLINE SK_TARGET_AVX512_VNNI void tile_vnni(const int8_job *job, int m, int m
             for (int c = 0; c < VNNI_NP; c++)
                 _mm_prefetch((const char *)(upcoming + c * panel_bytes + (size_t)s * INT8_STEP_BYTES), _MM_HINT_T1);
         for (int r = 0; r < mr; r++) {
-            __m512i xb = _mm512_set1_epi32(load_i32(x + (size_t)r * job->Kp + (size_t)s * INT8_STEP));
+            __m512i xb = _mm512_set1_epi32(sk_load_i32(x + (size_t)r * job->Kp + (size_t)s * INT8_STEP));
             for (int c = 0; c < np; c++) acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], w[c], xb);
         }
     }
@@ -359,15 +358,10 @@ SK_INLINE SK_TARGET_AVX512_VNNI void tile_vnni(const int8_job *job, int m, int m
     for (int c = 0; c < np; c++) {
         int n0 = (p + c) * INT8_NR;
         int valid = job->N - n0 < INT8_NR ? job->N - n0 : INT8_NR;
-        __mmask16 lanes = (__mmask16)((1u << valid) - 1u);
-        __m512 channel_scales = _mm512_maskz_loadu_ps(lanes, job->weight_scales + n0);
-        __m512 bias = job->bias ? _mm512_maskz_loadu_ps(lanes, job->bias + n0) : _mm512_setzero_ps();
         for (int r = 0; r < mr; r++) {
             __m512i sum = _mm512_sub_epi32(acc[r][c], _mm512_set1_epi32(INT8_OFFSET * row_sums[r]));
-            __m512 scale = _mm512_mul_ps(_mm512_set1_ps(job->row_scales[m + r]), channel_scales);
-            __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), scale);
-            if (job->bias) value = _mm512_add_ps(value, bias);
-            _mm512_mask_storeu_ps(job->y + (size_t)(m + r) * job->N + n0, lanes, value);
+            sk_store_dequantized_avx512(job->y + (size_t)(m + r) * job->N + n0, sum, job->row_scales[m + r],
+                                        job->weight_scales + n0, job->bias ? job->bias + n0 : NULL, valid);
         }
     }
 }

@@ -86,4 +86,23 @@ float sk_row_amax_avx2(const float *row, int K);
 void sk_quantize_row_avx2(const float *row, int K, int Kp, float inverse, int8_t *out);
 #endif
 
+#if SK_X86
+/// Four activation bytes as one int32, for a broadcast to every lane (no alignment needed).
+static inline int32_t sk_load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, sizeof v); return v; }
+
+/// The output step of the INT8 and INT4 VNNI tiles for one row and one 16-channel panel:
+/// out[c] = (float)sum[c] · (row_scale · channel_scales[c]) + bias[c] for the lanes in `valid`, the same
+/// operations in the same order as the scalar store of every other path (no FMA), so all levels agree.
+/// channel_scales and bias point at the panel's first channel; bias may be NULL.
+#pragma STDC FP_CONTRACT OFF
+SK_INLINE SK_TARGET_AVX512_VNNI void sk_store_dequantized_avx512(float *out, __m512i sum, float row_scale,
+                                                                 const float *channel_scales, const float *bias, int valid) {
+    __mmask16 lanes = (__mmask16)((1u << valid) - 1u);
+    __m512 scale = _mm512_mul_ps(_mm512_set1_ps(row_scale), _mm512_maskz_loadu_ps(lanes, channel_scales));
+    __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), scale);
+    if (bias) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(lanes, bias));
+    _mm512_mask_storeu_ps(out, lanes, value);
+}
+#endif
+
 #endif // SANKSHEP_QUANT_COMMON_H
