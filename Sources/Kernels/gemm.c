@@ -12,8 +12,6 @@
 
 static int sk_threads = 1;
 
-// Rows of A from which the AVX-512 x · Wᵀ kernel beats OpenBLAS (gemm_avx512.c packs W per call).
-enum { SK_SGEMM_NT_MIN_ROWS = 1 };
 // Below this many multiply-adds a product runs on the calling thread alone (about 20 µs of work).
 enum { SK_SGEMM_PARALLEL_MACS = 1 << 19 };
 // Slices start at multiples of this many columns/rows: OpenBLAS's register tiles stay whole and
@@ -31,10 +29,9 @@ int sk_get_threads(void) { return sk_threads; }
 static void sgemm_one_thread(bool transpose_a, bool transpose_b, int M, int N, int K,
                              float alpha, const float *A, int lda, const float *B, int ldb,
                              float beta, float *C, int ldc) {
-    // A linear layer's forward (x · Wᵀ) on AVX-512 when the CPU has it; with few rows the packing of
-    // W would cost more than the product saves, so those stay with OpenBLAS.
-    if (!transpose_a && transpose_b && M >= SK_SGEMM_NT_MIN_ROWS &&
-        sk_sgemm_nt_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+    // A linear layer's forward (x · Wᵀ) on AVX-512 when the CPU has it, at any number of rows
+    // (gemm_avx512.c picks dot products or packed strips by the row count).
+    if (!transpose_a && transpose_b && sk_sgemm_nt_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
         return;
     cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans,
                 transpose_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

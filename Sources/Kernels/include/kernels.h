@@ -40,7 +40,7 @@ void sk_sgemm_strided_batched(bool transpose_a, bool transpose_b, int M, int N, 
 
 /// C = alpha * A @ B^T + beta * C on AVX-512 (gemm_avx512.c), one thread. Returns false, touching
 /// nothing, when the CPU has no AVX-512 (or SANKSHEP_NO_AVX512=1) or memory for the packed strip
-/// runs out; sk_sgemm then uses OpenBLAS. sk_sgemm calls it for this shape when M is large enough.
+/// runs out; sk_sgemm then uses OpenBLAS. sk_sgemm calls it for every product of this shape.
 bool sk_sgemm_nt_avx512(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                         float beta, float *C, int ldc);
 bool sk_sgemm_nt_avx512_available(void);
