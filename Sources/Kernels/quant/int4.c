@@ -125,7 +125,9 @@ void sk_dequantize_weights_int4(const uint8_t *codes, const int8_t *group_scales
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) {
             int s = group_scales[(size_t)n * groups + k / group];
-            W[(size_t)n * K + k] = (float)((storage_code(codes, K, n, k) - 8) * s) * channel_scales[n];
+            // (u - 8) · fl(s · D): the group's step first, as one float, which is what a format with a
+            // float scale per group stores (compressed-tensors' pack-quantized), so its weights are these.
+            W[(size_t)n * K + k] = (float)(storage_code(codes, K, n, k) - 8) * ((float)s * channel_scales[n]);
         }
 }
 
