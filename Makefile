@@ -5,7 +5,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := libopenblas-dev libffi-dev
 
-.PHONY: deps build run test bench clean
+.PHONY: deps python build run test bench clean
 
 # Install the Debian packages the build links against, only when one is missing.
 deps:
@@ -21,8 +21,13 @@ build: deps
 run: build
 	.build/release/sankshep run --pipeline baseline_kd_prune_quant --quant_method int4 --output_dir outputs
 
-test: deps
-	$(SWIFT) test
+# The Python peers the tests check against (transformers, compressed-tensors, an MLflow server),
+# in a virtualenv of the checkout's own; the product itself never imports Python.
+python:
+	bash scripts/setup_python.sh .venv
+
+test: deps python
+	SANKSHEP_PYTHON=$(CURDIR)/.venv/bin/python $(SWIFT) test
 
 clean:
 	rm -rf .build

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Creates the Python virtualenv used only by the peer benchmark (scripts/bench_peers.py) and the
-# fixture and parity scripts: PyTorch, transformers, ONNX Runtime and ONNX from PyPI. Nothing in the
-# Sankshep product imports Python; this is for measuring and checking it against its peers.
+# Creates the Python virtualenv used only to check Sankshep against its peers: the parity and
+# loading checks of the test suite (transformers, compressed-tensors), the MLflow tracking-server
+# tests (mlflow), fixture scripts and the peer benchmark (PyTorch, ONNX Runtime). Nothing in the
+# Sankshep product imports Python.
 #
 #   scripts/setup_python.sh [VENV_DIR]        default: .venv in the repository (or $SANKSHEP_VENV)
 #
-# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu selects PyTorch's CPU-only wheels (smaller
-# download, same CPU kernels); by default everything comes from PyPI.
+# PyTorch: a CPU-only wheel already on the machine (pip's find-links folder, e.g. /opt/wheels) is
+# preferred, since PyPI's default wheel pulls in gigabytes of CUDA libraries this CPU tool never uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${1:-${SANKSHEP_VENV:-.venv}}"
 python="${PYTHON:-python3}"
-packages=(torch transformers onnxruntime onnx safetensors numpy)
+packages=(transformers compressed-tensors mlflow onnxruntime onnx safetensors numpy sentencepiece)
+imports="import torch, transformers, compressed_tensors, mlflow, onnxruntime, onnx, safetensors, numpy, sentencepiece"
 
 if [ ! -x "$venv/bin/python" ]; then
     echo "creating virtualenv $venv"
@@ -22,19 +24,19 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 
 # Install only when something is missing, so running the script again is quick.
-if "$venv/bin/python" -c "import torch, transformers, onnxruntime, onnx, safetensors, numpy" 2>/dev/null; then
-    echo "all packages already present in $venv"
+if "$venv/bin/python" -c "$imports" 2>/dev/null; then
+    echo "python: all packages already present in $venv"
 else
-    "$venv/bin/python" -m pip install --upgrade pip
-    if [ -n "${TORCH_INDEX_URL:-}" ]; then
-        "$venv/bin/python" -m pip install --index-url "$TORCH_INDEX_URL" torch
-    fi
-    "$venv/bin/python" -m pip install "${packages[@]}"
+    torch_wheel=""
+    for folder in $("$venv/bin/python" -m pip config get global.find-links 2>/dev/null) /opt/wheels; do
+        candidate=$(ls "$folder"/torch-*+cpu-*.whl 2>/dev/null | sort -V | tail -n 1 || true)
+        if [ -n "$candidate" ]; then torch_wheel="$candidate"; break; fi
+    done
+    "$venv/bin/python" -m pip install -q ${torch_wheel:-torch}
+    "$venv/bin/python" -m pip install -q "${packages[@]}"
 fi
 
 "$venv/bin/python" - <<'PY'
-import onnx, onnxruntime, torch, transformers
-print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
-      f"onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}")
+import mlflow, torch, transformers
+print(f"python: torch {torch.__version__}, transformers {transformers.__version__}, mlflow {mlflow.__version__}")
 PY
-echo "run the peer benchmark with: $venv/bin/python scripts/bench_peers.py"
