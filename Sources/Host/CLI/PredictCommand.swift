@@ -31,8 +31,8 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Override the saved decision threshold.")
     var threshold: Double?
 
-    @Option(name: .customLong("max_length"), help: "Maximum tokens per comment.")
-    var maxLength = 128
+    @Option(name: .customLong("max_length"), help: "Maximum tokens per comment (default: the model's saved max_length, else 128).")
+    var maxLength: Int?
 
     @Option(help: "Comments per forward pass.")
     var batch = 64
@@ -46,7 +46,7 @@ struct PredictCommand: ParsableCommand {
         guard !text.isEmpty || input != nil else { throw ValidationError("give --text or --input") }
         if let threshold, !(0...1).contains(threshold) { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
         guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
-        guard maxLength >= 3 else { throw ValidationError("--max_length must be at least 3, got \(maxLength)") }
+        if let maxLength, maxLength < 3 { throw ValidationError("--max_length must be at least 3, got \(maxLength)") }
     }
 
     func run() throws {
@@ -64,7 +64,8 @@ struct PredictCommand: ParsableCommand {
             rows += loaded.sourceRows.map { Optional($0) }
         }
         let cut = threshold ?? classifier.threshold
-        let probabilities = classifier.probabilities(of: texts, maxLength: maxLength, batchSize: batch)
+        let probabilities = classifier.probabilities(of: texts, maxLength: maxLength ?? classifier.maxLength ?? DataOptions.defaultMaxLength,
+                                                     batchSize: batch)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var lines = Data()
@@ -125,7 +126,8 @@ struct EvalCommand: ParsableCommand {
         options.onBadRows = data.onBadRows
         options.dataFraction = data.dataFraction
         let dataset = try CommentDataset.load(contentsOf: dataURL, options: options, logger: logger)
-        let probabilities = classifier.probabilities(of: dataset.texts, maxLength: data.maxLength, batchSize: batch)
+        let maxLength = data.givenMaxLength ?? classifier.maxLength ?? DataOptions.defaultMaxLength
+        let probabilities = classifier.probabilities(of: dataset.texts, maxLength: maxLength, batchSize: batch)
         let atThreshold = MetricsRow(ClassificationMetrics(probabilities: probabilities, labels: dataset.labels, threshold: classifier.threshold))
         let search = ThresholdSearch.search(probabilities: probabilities, labels: dataset.labels)
         let report = EvaluationReport(model: model, data: dataURL.path, rows: dataset.count, atSavedThreshold: atThreshold,

@@ -45,8 +45,12 @@ struct DataOptions: ParsableArguments {
     @Option(name: .customLong("data_fraction"), help: "Fraction of the data to use, stratified and seeded (0 < f ≤ 1).")
     var dataFraction: Double = 1.0
 
-    @Option(name: .customLong("max_length"), help: "Maximum tokens per comment, [CLS] and [SEP] included.")
-    var maxLength = 128
+    @Option(name: .customLong("max_length"), help: "Maximum tokens per comment, [CLS] and [SEP] included (default: 128; eval: the model's saved max_length).")
+    var givenMaxLength: Int?
+
+    static let defaultMaxLength = 128
+    /// `--max_length`, or its default when it was not given.
+    var maxLength: Int { givenMaxLength ?? Self.defaultMaxLength }
 
     func validate() throws {
         guard dataFraction > 0, dataFraction <= 1 else {

@@ -59,37 +59,45 @@ enum CompressedTensorsQuantized {
 
     // MARK: - The config entry
 
-    /// The `quantization_config` that announces `scheme` for every `Linear` module except `ignore`
-    /// (module names, e.g. `bert.pooler.dense`): those, and all other modules, are plain float.
-    static func quantizationConfig(_ scheme: Scheme, ignore: [String]) -> JSONValue {
-        .object([
+    /// The `quantization_config` that announces each group's scheme for the modules it targets (full
+    /// module names, e.g. `bert.encoder.layer.0.attention.self.query`); `ignore` and every module no
+    /// group targets are plain float. Groups of different formats make the whole `mixed-precision`.
+    static func quantizationConfig(groups: [(targets: [String], scheme: Scheme)], ignore: [String]) -> JSONValue {
+        let formats = Set(groups.map(\.scheme.format.rawValue))
+        var configGroups: [String: JSONValue] = [:]
+        for (index, group) in groups.enumerated() {
+            configGroups["group_\(index)"] = .object([
+                "targets": .array(group.targets.map { .string($0) }),
+                "weights": group.scheme.weights.json,
+                "input_activations": group.scheme.inputActivations?.json ?? .null,
+                "output_activations": .null,
+                "format": .string(group.scheme.format.rawValue),
+            ])
+        }
+        return .object([
             "quant_method": .string("compressed-tensors"),
-            "format": .string(scheme.format.rawValue),
+            "format": .string(formats.count == 1 ? formats.first ?? mixedPrecision : mixedPrecision),
             "quantization_status": .string("compressed"),
-            "config_groups": .object([
-                "group_0": .object([
-                    "targets": .array([.string("Linear")]),
-                    "weights": scheme.weights.json,
-                    "input_activations": scheme.inputActivations?.json ?? .null,
-                    "output_activations": .null,
-                    "format": .string(scheme.format.rawValue),
-                ]),
-            ]),
+            "config_groups": .object(configGroups),
             "ignore": .array(ignore.map { .string($0) }),
             "kv_cache_scheme": .null,
             "global_compression_ratio": .null,
         ])
     }
 
+    /// The folder format of groups with different formats.
+    static let mixedPrecision = "mixed-precision"
+
     // MARK: - Writing
 
     /// The `int-quantized` entries of one (rows, cols) weight; `module` is its name without `.weight`.
+    /// `scales` are one per row (channel) or (rows, groups) row-major (group: 4-bit values in int8).
     static func intQuantized(module: String, codes: [Int8], rows: Int, cols: Int, scales: [Float],
                              inputScale: Float?) -> [SafeTensorsWriter.Entry] {
-        precondition(codes.count == rows * cols && scales.count == rows, "int-quantized '\(module)': sizes disagree with \(rows) x \(cols)")
+        precondition(codes.count == rows * cols && rows > 0 && scales.count % rows == 0, "int-quantized '\(module)': sizes disagree with \(rows) x \(cols)")
         var entries = [
             SafeTensorsWriter.Entry(name: module + ".weight", dtype: .i8, shape: [rows, cols], bytes: codes.withUnsafeBytes { Data($0) }),
-            SafeTensorsWriter.Entry(name: module + ".weight_scale", tensor: Tensor(shape: [rows, 1], scalars: scales)),
+            SafeTensorsWriter.Entry(name: module + ".weight_scale", tensor: Tensor(shape: [rows, scales.count / rows], scalars: scales)),
         ]
         if let inputScale {
             entries.append(SafeTensorsWriter.Entry(name: module + ".input_scale", tensor: Tensor(shape: [1], scalars: [inputScale])))
@@ -142,7 +150,7 @@ enum CompressedTensorsQuantized {
     /// it would claim integer weights it does not hold).
     static func announcesQuantizedWeights(_ config: ModelConfig) -> Bool {
         guard let format = config.raw["quantization_config"]?.objectValue?["format"]?.stringValue else { return false }
-        return Format(rawValue: format) != nil
+        return Format(rawValue: format) != nil || format == mixedPrecision
     }
 
     // MARK: - Reading

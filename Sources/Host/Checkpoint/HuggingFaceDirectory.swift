@@ -50,13 +50,15 @@ enum HuggingFaceDirectory {
 
     /// The same with the weights already in their on-disk form (e.g. compressed-tensors quantized
     /// tensors, which the config must announce).
-    static func write(config: ModelConfig, entries: [SafeTensorsWriter.Entry], tokenizerFiles: [URL], to directory: URL) throws {
+    /// `metadata` is added to the weights file's (`format: pt` is always there).
+    static func write(config: ModelConfig, entries: [SafeTensorsWriter.Entry], tokenizerFiles: [URL],
+                      metadata: [String: String] = [:], to directory: URL) throws {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
             throw FileWriteError(file: directory.path, problem: "cannot create the folder (\(error.localizedDescription))")
         }
-        try SafeTensorsWriter.write(entries: entries, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
+        try SafeTensorsWriter.write(entries: entries, metadata: metadata.merging(["format": "pt"], uniquingKeysWith: { $1 }), to: directory.appendingPathComponent("model.safetensors"))
         for file in tokenizerFiles {
             let destination = directory.appendingPathComponent(file.lastPathComponent)
             if file.standardizedFileURL.path == destination.standardizedFileURL.path { continue }
@@ -64,6 +66,38 @@ enum HuggingFaceDirectory {
         }
         // The config last: a folder with a config.json is a complete model folder.
         try config.write(to: directory.appendingPathComponent("config.json"))
+    }
+
+    /// Bytes of every file in a model folder (sub-folders included) but the model card `README.md`
+    /// and `provenance.json`: what a user ships to load the model (weights, config, tokenizer files,
+    /// `sankshep.json`), the size the pipeline summary reports.
+    static func shippedBytes(in directory: URL) throws -> Int {
+        let fileManager = FileManager.default
+        guard let walker = fileManager.enumerator(at: directory, includingPropertiesForKeys: [.isRegularFileKey, .fileSizeKey]) else {
+            throw CheckpointError(file: directory.path, problem: "cannot list the model folder")
+        }
+        var total = 0
+        for case let url as URL in walker {
+            let values = try url.resourceValues(forKeys: [.isRegularFileKey, .fileSizeKey])
+            guard values.isRegularFile == true else { continue }
+            if url.deletingLastPathComponent().standardizedFileURL.path == directory.standardizedFileURL.path,
+               notShipped.contains(url.lastPathComponent) { continue }
+            total += values.fileSize ?? 0
+        }
+        return total
+    }
+
+    /// The files of a final folder that describe the model rather than load it.
+    static let notShipped: Set<String> = ["README.md", "provenance.json"]
+
+    /// Removes what an earlier save of another kind may have left in `directory` and the model now
+    /// saved does not use (e.g. the export sub-folders older versions wrote beside the weights), so
+    /// the folder holds one copy of the weights.
+    static func removeStale(_ names: [String], in directory: URL) {
+        for name in names {
+            let url = directory.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: url.path) { try? FileManager.default.removeItem(at: url) }
+        }
     }
 
     /// The tokenizer files of a model folder that exist, in the order Hugging Face lists them.

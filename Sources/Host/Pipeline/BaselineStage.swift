@@ -143,6 +143,7 @@ struct BaselineStage {
     }
 
     private func saveTeacher(_ classifier: Classifier, to directory: URL, context: RunContext, fold: Int) throws {
+        classifier.maxLength = Int(context.parameters["max_length"] ?? "")
         try classifier.save(to: directory, extra: ["stage": "baseline", "fold": String(fold)])
         // The seed framework's name for the best model's weights, beside its folder.
         try AtomicFile.copy(from: directory.appendingPathComponent("model.safetensors"),

@@ -15,6 +15,9 @@ final class Classifier {
     let tokenizerFiles: [URL]
     /// Probability above which a comment is called hate speech.
     var threshold: Double
+    /// The tokens per comment it was trained and evaluated with (`--max_length`), saved in
+    /// `sankshep.json` so `predict` and `eval` use it; nil when unknown (a folder from elsewhere).
+    var maxLength: Int?
 
     init(network: SequenceClassifier, config: ModelConfig, tokenizer: BertTokenizer, tokenizerFiles: [URL], threshold: Double = 0.5) {
         self.network = network
@@ -92,9 +95,11 @@ final class Classifier {
         if !missing.isEmpty {
             logger?.notice("\(file): no classification head (\(missing.count) tensors); it starts from random initialisation")
         }
-        return Classifier(network: network, config: config, tokenizer: tokenizer,
-                          tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: directory),
-                          threshold: settings?.threshold ?? 0.5)
+        let classifier = Classifier(network: network, config: config, tokenizer: tokenizer,
+                                    tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: directory),
+                                    threshold: settings?.threshold ?? 0.5)
+        classifier.maxLength = settings?.maxLength
+        return classifier
     }
 
     /// The parameters as named tensors, in layout order.
@@ -102,24 +107,45 @@ final class Classifier {
         network.store.views.map { ($0.name, network.store.tensor($0.name)) }
     }
 
-    /// Writes a Hugging Face folder, plus `sankshep.json`. A pruned model's folder keeps its compact
-    /// form (sparse-bitmask tensors, removed heads) and gets a dense `transformers/` export beside it,
-    /// which today's `transformers` loads without extra packages (TransformersExport says why).
+    /// Writes a Hugging Face folder that today's `transformers` loads, plus `sankshep.json`. A pruned
+    /// model is stored dense (TransformersExport says why): its zeros as zeros, removed heads put
+    /// back as zero rows and columns; `sankshep export --format compressed-tensors` writes the compact
+    /// sparse-bitmask form on request.
     func save(to directory: URL, extra: [String: String] = [:]) throws {
-        try HuggingFaceDirectory.write(config: config, tensors: namedTensors(), tokenizerFiles: tokenizerFiles, to: directory)
-        var extra = extra
-        if TransformersExport.needed(for: config) {
-            try writeTransformersExport(to: directory.appendingPathComponent(TransformersExport.folderName), extra: extra)
-            extra["export"] = TransformersExport.folderName
-        }
-        try SankshepSettings(threshold: threshold, pooling: network.pooling, extra: extra).write(to: directory)
+        try writeTransformersExport(to: directory, extra: extra)
+        HuggingFaceDirectory.removeStale([QuantizedClassifier.weightsFileName] + QuantizedClassifier.legacyExportFolders, in: directory)
     }
 
     /// The dense, full-head Hugging Face folder of this model (its outputs are this model's).
     func writeTransformersExport(to directory: URL, extra: [String: String]) throws {
         let (denseConfig, denseTensors) = TransformersExport.dense(config: config, names: network.names, tensors: namedTensors())
         try HuggingFaceDirectory.write(config: denseConfig, tensors: denseTensors, tokenizerFiles: tokenizerFiles, to: directory)
-        try SankshepSettings(threshold: threshold, pooling: network.pooling, extra: extra).write(to: directory)
+        try settings(extra: extra).write(to: directory)
+    }
+
+    /// The compact folder of a pruned model: every 2-D weight at least `minimumSparsity` zeros in
+    /// compressed-tensors' sparse-bitmask layout, removed heads removed (`pruned_heads`). It loads in
+    /// Sankshep and in `transformers` 4.x with compressed-tensors ≤ 0.14; today's versions load the
+    /// dense folder `save` writes.
+    func writeSparseBitmaskExport(to directory: URL, extra: [String: String], minimumSparsity: Double = 0.1) throws {
+        var compact = config
+        let store = network.store
+        let targets = store.views.filter { view in
+            guard view.name.hasSuffix(".weight"), view.shape.count == 2, view.count > 0 else { return false }
+            var zeros = 0
+            for index in view.offset..<(view.offset + view.count) where store.values[index] == 0 { zeros += 1 }
+            return Double(zeros) / Double(view.count) >= minimumSparsity
+        }.map { String($0.name.dropLast(".weight".count)) }
+        let nonZero = nonZeroParameterCount
+        compact.raw["quantization_config"] = targets.isEmpty ? nil
+            : SparseBitmask.quantizationConfig(targets: targets, globalSparsity: 1 - Double(nonZero) / Double(max(parameterCount, 1)))
+        try HuggingFaceDirectory.write(config: compact, tensors: namedTensors(), tokenizerFiles: tokenizerFiles, to: directory)
+        try settings(extra: extra).write(to: directory)
+    }
+
+    /// This model's `sankshep.json`.
+    func settings(extra: [String: String]) -> SankshepSettings {
+        SankshepSettings(threshold: threshold, pooling: network.pooling, maxLength: maxLength, extra: extra)
     }
 }
 
@@ -127,7 +153,29 @@ final class Classifier {
 struct SankshepSettings: Codable, Equatable {
     var threshold: Double
     var pooling: Pooling
+    /// Tokens per comment the model was trained with; `predict` and `eval` default to it.
+    var maxLength: Int?
     var extra: [String: String] = [:]
+
+    enum CodingKeys: String, CodingKey {
+        case threshold, pooling, extra
+        case maxLength = "max_length"
+    }
+
+    init(threshold: Double, pooling: Pooling, maxLength: Int? = nil, extra: [String: String] = [:]) {
+        self.threshold = threshold
+        self.pooling = pooling
+        self.maxLength = maxLength
+        self.extra = extra
+    }
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        threshold = try container.decode(Double.self, forKey: .threshold)
+        pooling = try container.decode(Pooling.self, forKey: .pooling)
+        maxLength = try container.decodeIfPresent(Int.self, forKey: .maxLength)
+        extra = try container.decodeIfPresent([String: String].self, forKey: .extra) ?? [:]
+    }
 
     static let fileName = "sankshep.json"
 

@@ -11,6 +11,8 @@ protocol DeployableModel: AnyObject {
     var summary: String { get }
     var parameterCount: Int { get }
     var nonZeroParameterCount: Int { get }
+    /// Tokens per comment it was trained with, saved in `sankshep.json` (nil: unknown).
+    var maxLength: Int? { get set }
     /// Sigmoid probabilities of `rows` (indices into `sequences`), in that order.
     func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) -> [Float]
     /// Writes the model folder (weights, config, tokenizer, sankshep.json) atomically, file by file.
@@ -84,7 +86,8 @@ struct PipelineRunner {
         let heldOutLabels = heldOut.map { context.dataset.labels[$0] }
 
         // The teacher's row: the baseline's model on the held-out rows.
-        let teacherSize = try weightsBytes(in: baseline.teacherDirectory)
+        let teacherSize = try HuggingFaceDirectory.shippedBytes(in: baseline.teacherDirectory)
+        let maxLength = Int(context.parameters["max_length"] ?? "")
         let teacherRow = try completed.first { $0.stage == labels[0] }
             ?? measure(baseline.teacher, stage: labels[0], directory: baseline.teacherDirectory,
                        heldOut: heldOut, heldOutLabels: heldOutLabels, teacherSize: teacherSize, context: context)
@@ -92,6 +95,7 @@ struct PipelineRunner {
         try summary.write(to: summaryURL)
 
         var current: DeployableModel = baseline.teacher
+        var currentDirectory = baseline.teacherDirectory
         for index in recipe.stages.indices.dropFirst() {
             let label = labels[index]
             let modelTag = recipe.modelTag(afterStage: index)
@@ -101,6 +105,7 @@ struct PipelineRunner {
                 logger.info("stage \(index + 1)/\(recipe.stages.count): \(label) already complete (\(directory.path))")
                 summary.record(row)
                 current = model
+                currentDirectory = directory
                 continue
             }
             logger.info("stage \(index + 1)/\(recipe.stages.count): \(label)")
@@ -111,23 +116,29 @@ struct PipelineRunner {
             // The threshold is searched again on the held-out rows for every stage.
             let probabilities = model.probabilities(sequences: context.sequences, rows: heldOut, batchSize: 64)
             model.threshold = ThresholdSearch.search(probabilities: probabilities, labels: heldOutLabels).bestOfSweep.threshold
+            model.maxLength = maxLength
             try model.save(to: directory, extra: ["stage": label])
             let row = try measure(model, stage: label, directory: directory, heldOut: heldOut, heldOutLabels: heldOutLabels,
                                   teacherSize: teacherSize, context: context, probabilities: probabilities)
             summary.record(row)
             try summary.write(to: summaryURL)
             current = model
+            currentDirectory = directory
         }
-        // The deployable result: the last stage's model with its card and provenance.
+        // The deployable result: the last stage's folder as it was measured (the same files, so the
+        // summary's size is the folder's), with its card and provenance.
         let final = context.outputDirectory.appendingPathComponent(recipe.stageTag)
-        try current.save(to: final, extra: ["stage": labels.last!])
+        let lastStage = labels.last ?? "baseline"
+        current.maxLength = maxLength
+        try current.save(to: final, extra: SankshepSettings.read(from: currentDirectory)?.extra ?? ["stage": lastStage])
         let provenance = try makeProvenance(summary: summary, baseline: baseline, context: context)
         try provenance.write(to: final)
-        let extra = SankshepSettings.read(from: final)?.extra ?? [:]
-        let exports = [extra["export"], extra["export_compressed_tensors"]].compactMap { $0 }
-        try AtomicFile.write(Data(ModelCard.markdown(title: recipe.stageTag, provenance: provenance, rows: summary.rows,
-                                                     final: summary.rows.last!, exports: exports).utf8),
-                             to: final.appendingPathComponent("README.md"))
+        if let finalRow = summary.rows.last {
+            try AtomicFile.write(Data(ModelCard.markdown(title: recipe.stageTag, provenance: provenance, rows: summary.rows, final: finalRow,
+                                                         quantized: QuantizedClassifier.isQuantizedFolder(final),
+                                                         maxLength: maxLength ?? 128).utf8),
+                                 to: final.appendingPathComponent("README.md"))
+        }
         try writeReport(summary: summary, baseline: baseline, provenance: provenance, context: context)
         return (baseline, summary)
     }
@@ -172,7 +183,7 @@ struct PipelineRunner {
         let metrics = ThresholdSearch.search(probabilities: probabilities, labels: heldOutLabels).bestOfSweep
         let latency = Latency.measure(model, sequences: context.sequences, rows: heldOut)
         let row = StageSummaryRow(stage: stage, model: model.summary, metrics: metrics, parameters: model.parameterCount,
-                                  nonZeroParameters: model.nonZeroParameterCount, sizeBytes: try weightsBytes(in: directory),
+                                  nonZeroParameters: model.nonZeroParameterCount, sizeBytes: try HuggingFaceDirectory.shippedBytes(in: directory),
                                   teacherSizeBytes: teacherSize, latencyMsBatch1: latency.batch1, latencyMsBatch32: latency.batch32)
         // One MLflow run per stage; a resumed pipeline measures again into the same run.
         let runFile = context.checkpointDirectory.appendingPathComponent("stage-\(stage).mlflow-run")
@@ -196,15 +207,6 @@ struct PipelineRunner {
         try run.logMetrics(values, step: 0)
         try run.finish()
         return row
-    }
-
-    /// Bytes of the weights files (`*.safetensors`) of a model folder: what "size on disk" means.
-    private func weightsBytes(in directory: URL) throws -> Int {
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".safetensors") }
-        return try names.reduce(0) { total, name in
-            let attributes = try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(name).path)
-            return total + ((attributes[.size] as? NSNumber)?.intValue ?? 0)
-        }
     }
 }
 

@@ -64,10 +64,10 @@ struct Provenance: Encodable {
 
 /// The README.md of a final model folder: what it is, how well it does, how to load it.
 enum ModelCard {
-    /// `exports` are the folder's Hugging Face sub-folders of a quantized model (`transformers`,
-    /// `compressed-tensors`): the folder itself is then Sankshep's quantized format, not transformers'.
+    /// `quantized`: the folder holds a quantized model (compressed-tensors, or Sankshep's own format
+    /// for a method without a standard layout). `maxLength`: the tokens per comment it was trained with.
     static func markdown(title: String, provenance: Provenance, rows: [StageSummaryRow], final: StageSummaryRow,
-                         exports: [String] = []) -> String {
+                         quantized: Bool = false, maxLength: Int = 128) -> String {
         func f(_ value: Double?, _ digits: Int = 4) -> String { value.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
         var lines = [
             "---",
@@ -107,16 +107,17 @@ enum ModelCard {
             "",
             "    sankshep predict --model \(title) --text \"…\"",
             "",
-            exports.isEmpty ? "With Hugging Face `transformers` (float weights; see `sankshep.json` for the threshold):"
-                : "With Hugging Face `transformers` (see `sankshep.json` for the threshold), from \(exports.map { "`\($0)/`" }.joined(separator: " or ")): "
-                  + "`transformers/` holds the dequantized float weights, `compressed-tensors/` the quantized ones (load it with the `compressed-tensors` package installed):",
+            quantized ? "With Hugging Face `transformers` and the `compressed-tensors` package installed (the folder is a quantized "
+                  + "checkpoint; see `sankshep.json` for the threshold; `sankshep export --model \(title) --format transformers --output DIR` "
+                  + "writes the dequantized float folder):"
+                : "With Hugging Face `transformers` (see `sankshep.json` for the threshold):",
             "",
             "```python",
             "from transformers import AutoTokenizer, AutoModelForSequenceClassification",
             "import torch",
-            "tokenizer = AutoTokenizer.from_pretrained(\"\(([title] + exports.prefix(1)).joined(separator: "/"))\")",
-            "model = AutoModelForSequenceClassification.from_pretrained(\"\(([title] + exports.prefix(1)).joined(separator: "/"))\")",
-            "batch = tokenizer([\"…\"], return_tensors=\"pt\", truncation=True, max_length=128)",
+            "tokenizer = AutoTokenizer.from_pretrained(\"\(title)\")",
+            "model = AutoModelForSequenceClassification.from_pretrained(\"\(title)\")",
+            "batch = tokenizer([\"…\"], return_tensors=\"pt\", truncation=True, max_length=\(maxLength))",
             "probability = torch.sigmoid(model(**batch).logits[:, 0])",
             "is_hate = probability > \(f(final.threshold, 2))",
             "```",

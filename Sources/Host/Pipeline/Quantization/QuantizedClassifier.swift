@@ -4,25 +4,27 @@ import PluginAPI
 
 /// A classifier whose weights a quantizer plugin holds (see QuantizedEncoder.swift for which ones).
 ///
-/// On disk (a stage folder):
+/// On disk (a stage folder), where the method has a standard layout (QuantizedLayout: the built-in
+/// Quant plugin's dynamic, static, int4 and fp16), a Hugging Face folder `transformers` loads:
+///   model.safetensors   the quantized weights in compressed-tensors' layouts (fp16: F16), every other
+///                       parameter F32 under its Hugging Face name; metadata `sankshep.layers` (JSON:
+///                       each layer's method, plugin, versions, shape, options, inline blobs),
+///                       `sankshep.head`, `sankshep.layout`. Loading rebuilds each layer's blobs from
+///                       those tensors and hands them to its plugin's `load`.
+///   config.json         with `quantization_config` (compressed-tensors), tokenizer files, sankshep.json
+/// Otherwise (another plugin's method, the seed framework's head, removed attention heads), Sankshep's
+/// own format:
 ///   model.quantized.safetensors  every quantized layer's blobs as tensors `<layer>:<blob>` (I8, U8, F16
-///                                or F32 by the blob's content), every other parameter as F32 under its
-///                                Hugging Face name; metadata `sankshep.layers` (JSON) names each
-///                                layer's method, plugin, method version, format version, shape,
-///                                options and blob tensors, and `sankshep.head` the classification head
-///   config.json, tokenizer files, sankshep.json (threshold, pooling, `quantization` = the method)
-///   transformers/                the dequantized FP32 model as a Hugging Face folder, which
-///                                `AutoModelForSequenceClassification.from_pretrained` loads (kept in a
-///                                sub-folder so the size on disk counts only the quantized file)
-///   compressed-tensors/          where the method has a compressed-tensors layout (dynamic, static,
-///                                int4): the quantized weights in it, which `transformers` loads as a
-///                                quantized model with the `compressed-tensors` package
-///                                (CompressedTensorsExport)
+///                                or F32 by the blob's content), every other parameter as F32; the same
+///                                metadata with `blobs` naming each blob's tensor
+///   config.json, tokenizer files, sankshep.json
+/// `sankshep export` writes the other forms (the dequantized FP32 folder, Sankshep's own format).
 /// Loading finds each layer's plugin by its method name.
 final class QuantizedClassifier: DeployableModel {
     static let weightsFileName = "model.quantized.safetensors"
-    static let exportFolderName = "transformers"
     static let formatTag = "sankshep-quantized/1"
+    /// Sub-folders earlier versions wrote beside the weights (each a second copy of them).
+    static let legacyExportFolders = ["transformers", "compressed-tensors"]
 
     /// The float network: dequantized weights in every quantized weight's place, and the hook that
     /// runs the encoder's linear layers through the plugin.
@@ -35,6 +37,10 @@ final class QuantizedClassifier: DeployableModel {
     var threshold: Double {
         get { float.threshold }
         set { float.threshold = newValue }
+    }
+    var maxLength: Int? {
+        get { float.maxLength }
+        set { float.maxLength = newValue }
     }
     var summary: String { "\(float.summary), \(method)" }
     var parameterCount: Int { float.parameterCount }
@@ -108,23 +114,62 @@ final class QuantizedClassifier: DeployableModel {
 
     // ---------------------------------------------------------------- save
 
+    /// Writes the stage folder: the Hugging Face layout where the method has one, else Sankshep's own.
     func save(to directory: URL, extra: [String: String]) throws {
+        let blobs = try weights.map { try $0.layer.serialize() }
+        if try !writeHuggingFaceLayout(to: directory, extra: extra, blobs: blobs) {
+            try writeSankshepFormat(to: directory, extra: extra, blobs: blobs)
+        }
+    }
+
+    /// The folder's `sankshep.json`.
+    func settings(extra: [String: String]) -> SankshepSettings {
+        float.settings(extra: extra.merging(["quantization": method], uniquingKeysWith: { $1 }))
+    }
+
+    /// The folder `transformers` loads as a quantized model (QuantizedLayout), one `model.safetensors`
+    /// from which Sankshep rebuilds the plugin's layers; false (nothing written) when the model has
+    /// no such layout.
+    @discardableResult
+    func writeHuggingFaceLayout(to directory: URL, extra: [String: String], blobs: [[String: [UInt8]]]? = nil) throws -> Bool {
+        let blobs = try blobs ?? weights.map { try $0.layer.serialize() }
+        guard let layout = try QuantizedLayout.contents(float: float, weights: weights, blobs: blobs) else { return false }
+        var records: [QuantizedLayerRecord] = []
+        for (weight, inline) in zip(weights, layout.inlineBlobs) {
+            var record = weight.record
+            record.blobs = [:]
+            record.inlineBlobs = inline.isEmpty ? nil : inline.mapValues { Data($0).base64EncodedString() }
+            records.append(record)
+        }
+        var config = float.config
+        // Replaces a pruned model's sparse-bitmask entry: the quantized weights are stored dense.
+        config.raw["quantization_config"] = layout.quantizationConfig
+        // F16 weights are read into a float32 model, as the plugin computes with them.
+        config.raw["dtype"] = .string("float32")
+        try HuggingFaceDirectory.write(config: config, entries: layout.entries, tokenizerFiles: float.tokenizerFiles,
+                                       metadata: try metadata(records: records, layout: QuantizedLayout.metadataTag), to: directory)
+        try settings(extra: extra).write(to: directory)
+        HuggingFaceDirectory.removeStale([Self.weightsFileName] + Self.legacyExportFolders, in: directory)
+        return true
+    }
+
+    /// Sankshep's own format: the plugin's blobs as they are (`model.quantized.safetensors`).
+    func writeSankshepFormat(to directory: URL, extra: [String: String], blobs: [[String: [UInt8]]]? = nil) throws {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
             throw FileWriteError(file: directory.path, problem: "cannot create the folder (\(error.localizedDescription))")
         }
+        let blobs = try blobs ?? weights.map { try $0.layer.serialize() }
         let store = float.network.store
         var entries: [SafeTensorsWriter.Entry] = []
         var records: [QuantizedLayerRecord] = []
         var covered = Set<String>()
-        var allBlobs: [[String: [UInt8]]] = []
-        for weight in weights {
+        for (weight, layerBlobs) in zip(weights, blobs) {
             var record = weight.record
             record.blobs = [:]
-            let blobs = try weight.layer.serialize()
-            allBlobs.append(blobs)
-            for (blob, bytes) in blobs.sorted(by: { $0.key < $1.key }) {
+            record.inlineBlobs = nil
+            for (blob, bytes) in layerBlobs.sorted(by: { $0.key < $1.key }) {
                 let tensorName = "\(record.name):\(blob)"
                 record.blobs[blob] = tensorName
                 entries.append(Self.blobEntry(name: tensorName, blob: blob, bytes: bytes, rows: record.rows))
@@ -135,33 +180,25 @@ final class QuantizedClassifier: DeployableModel {
         for view in store.views where !covered.contains(view.name) {
             entries.append(SafeTensorsWriter.Entry(name: view.name, tensor: store.tensor(view.name)))
         }
-        let manifest = String(decoding: try JSONEncoder.sorted.encode(records), as: UTF8.self)
-        let head = String(decoding: try JSONEncoder.sorted.encode(HeadRecord(float.network.head)), as: UTF8.self)
-        try SafeTensorsWriter.write(entries: entries, metadata: ["format": Self.formatTag, "sankshep.layers": manifest, "sankshep.head": head],
+        try SafeTensorsWriter.write(entries: entries, metadata: try metadata(records: records, layout: nil).merging(["format": Self.formatTag], uniquingKeysWith: { $1 }),
                                     to: directory.appendingPathComponent(Self.weightsFileName))
         for file in float.tokenizerFiles {
             let destination = directory.appendingPathComponent(file.lastPathComponent)
             if file.standardizedFileURL.path == destination.standardizedFileURL.path { continue }
             try AtomicFile.copy(from: file, to: destination)
         }
-        var settingsExtra = extra
-        settingsExtra["quantization"] = method
-        // The export for transformers: only when every linear layer gave its weight back in float.
-        let exportExtra = settingsExtra.merging(["dequantized_from": method], uniquingKeysWith: { $1 })
-        if weights.allSatisfy({ $0.layer.canDequantize }) {
-            // Dense and with every head in place, even for a pruned model (TransformersExport).
-            try float.writeTransformersExport(to: directory.appendingPathComponent(Self.exportFolderName), extra: exportExtra)
-            settingsExtra["export"] = Self.exportFolderName
-        }
-        // And, where compressed-tensors has a layout for the method, the integer weights themselves.
-        if try CompressedTensorsExport.write(float: float, weights: weights, blobs: allBlobs,
-                                             to: directory.appendingPathComponent(CompressedTensorsExport.folderName),
-                                             settings: SankshepSettings(threshold: threshold, pooling: float.network.pooling,
-                                                                        extra: settingsExtra.merging(["quantized_from": method], uniquingKeysWith: { $1 }))) {
-            settingsExtra["export_compressed_tensors"] = CompressedTensorsExport.folderName
-        }
-        try SankshepSettings(threshold: threshold, pooling: float.network.pooling, extra: settingsExtra).write(to: directory)
+        try settings(extra: extra).write(to: directory)
         try float.config.write(to: directory.appendingPathComponent("config.json"))
+        HuggingFaceDirectory.removeStale(["model.safetensors"] + Self.legacyExportFolders, in: directory)
+    }
+
+    private func metadata(records: [QuantizedLayerRecord], layout: String?) throws -> [String: String] {
+        var metadata = [
+            "sankshep.layers": String(decoding: try JSONEncoder.sorted.encode(records), as: UTF8.self),
+            "sankshep.head": String(decoding: try JSONEncoder.sorted.encode(HeadRecord(float.network.head)), as: UTF8.self),
+        ]
+        if let layout { metadata["sankshep.layout"] = layout }
+        return metadata
     }
 
     /// A blob as a tensor of the dtype its name says (the Quant plugin's names), else raw bytes (U8).
@@ -180,18 +217,35 @@ final class QuantizedClassifier: DeployableModel {
 
     // ---------------------------------------------------------------- load
 
-    /// True when `directory` holds a quantized model.
-    static func isQuantizedFolder(_ directory: URL) -> Bool {
-        FileManager.default.fileExists(atPath: directory.appendingPathComponent(weightsFileName).path)
+    /// The weights file of a quantized model folder and whether it is the Hugging Face layout, or nil
+    /// when the folder holds a float model.
+    static func quantizedWeightsFile(in directory: URL) -> (url: URL, huggingFace: Bool)? {
+        let own = directory.appendingPathComponent(weightsFileName)
+        if FileManager.default.fileExists(atPath: own.path) { return (own, false) }
+        let standard = directory.appendingPathComponent("model.safetensors")
+        guard FileManager.default.fileExists(atPath: standard.path),
+              let file = try? SafeTensorsFile(contentsOf: standard), file.metadata["sankshep.layers"] != nil else { return nil }
+        return (standard, true)
     }
 
+    /// True when `directory` holds a quantized model.
+    static func isQuantizedFolder(_ directory: URL) -> Bool { quantizedWeightsFile(in: directory) != nil }
+
     static func load(from directory: URL, registry: PluginRegistry) throws -> QuantizedClassifier {
-        let url = directory.appendingPathComponent(weightsFileName)
+        guard let (url, huggingFace) = quantizedWeightsFile(in: directory) else {
+            throw CheckpointError(file: directory.path, problem: "no quantized model (\(weightsFileName), or model.safetensors with 'sankshep.layers')")
+        }
         let path = url.path
         let file = try SafeTensorsFile(contentsOf: url)
         func fail(_ problem: String) -> CheckpointError { CheckpointError(file: path, problem: problem) }
-        guard file.metadata["format"] == formatTag else {
-            throw fail("metadata 'format' is \(file.metadata["format"].map { "'\($0)'" } ?? "absent"), not '\(formatTag)'")
+        if huggingFace {
+            guard file.metadata["sankshep.layout"] == QuantizedLayout.metadataTag else {
+                throw fail("metadata 'sankshep.layout' is \(file.metadata["sankshep.layout"].map { "'\($0)'" } ?? "absent"), not '\(QuantizedLayout.metadataTag)'")
+            }
+        } else {
+            guard file.metadata["format"] == formatTag else {
+                throw fail("metadata 'format' is \(file.metadata["format"].map { "'\($0)'" } ?? "absent"), not '\(formatTag)'")
+            }
         }
         guard let manifest = file.metadata["sankshep.layers"], let headText = file.metadata["sankshep.head"] else {
             throw fail("no 'sankshep.layers' or 'sankshep.head' in the metadata")
@@ -227,9 +281,13 @@ final class QuantizedClassifier: DeployableModel {
                 throw fail("layer '\(record.name)' is \(record.rows) x \(record.cols), the model's weights are \(rows) x \(cols)")
             }
             var blobs: [String: [UInt8]] = [:]
-            for (blob, tensorName) in record.blobs {
-                guard let entry = file.entry(named: tensorName) else { throw fail("layer '\(record.name)': no tensor '\(tensorName)' for blob '\(blob)'") }
-                blobs[blob] = [UInt8](file.rawBytes(of: entry))
+            if huggingFace {
+                blobs = try QuantizedLayout.blobs(for: record, in: file)
+            } else {
+                for (blob, tensorName) in record.blobs {
+                    guard let entry = file.entry(named: tensorName) else { throw fail("layer '\(record.name)': no tensor '\(tensorName)' for blob '\(blob)'") }
+                    blobs[blob] = [UInt8](file.rawBytes(of: entry))
+                }
             }
             let layer: QuantizedLayer
             do {
@@ -258,8 +316,12 @@ final class QuantizedClassifier: DeployableModel {
                                   bias: EncoderQuantizer.bias(of: weight.record.weights, names: network.names, store: store))
                 : weight
         }
-        let float = Classifier(network: network, config: config, tokenizer: tokenizer,
+        var floatConfig = config
+        // The float network's config describes float weights (the quantized file's is written anew).
+        if CompressedTensorsQuantized.announcesQuantizedWeights(floatConfig) { floatConfig.raw["quantization_config"] = nil }
+        let float = Classifier(network: network, config: floatConfig, tokenizer: tokenizer,
                                tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: directory), threshold: settings?.threshold ?? 0.5)
+        float.maxLength = settings?.maxLength
         return QuantizedClassifier(float: float, weights: withBiases, method: records.first(where: { $0.role == .linear })?.method ?? "none")
     }
 }

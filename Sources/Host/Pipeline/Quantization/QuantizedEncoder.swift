@@ -41,8 +41,11 @@ struct QuantizedLayerRecord: Codable, Equatable, Sendable {
     var rows: Int
     var cols: Int
     var options: [String: String]
-    /// Blob name → tensor name in the file.
+    /// Blob name → tensor name in the file (Sankshep's own format; empty in the Hugging Face layout,
+    /// where QuantizedLayout derives the blobs from the standard tensors).
     var blobs: [String: String]
+    /// Blobs no standard tensor carries (INT4's channel scales), base64, in the Hugging Face layout.
+    var inlineBlobs: [String: String]? = nil
 
     /// The hook's key: the names of the linear layers it is called with.
     var hookKey: String { weights.map { $0.hasSuffix(".weight") ? String($0.dropLast(7)) : $0 }.joined(separator: "|") }
