@@ -59,11 +59,7 @@ enum HuggingFaceDirectory {
             throw FileWriteError(file: directory.path, problem: "cannot create the folder (\(error.localizedDescription))")
         }
         try SafeTensorsWriter.write(entries: entries, metadata: metadata.merging(["format": "pt"], uniquingKeysWith: { $1 }), to: directory.appendingPathComponent("model.safetensors"))
-        for file in tokenizerFiles {
-            let destination = directory.appendingPathComponent(file.lastPathComponent)
-            if file.standardizedFileURL.path == destination.standardizedFileURL.path { continue }
-            try AtomicFile.copy(from: file, to: destination)
-        }
+        try copyTokenizer(tokenizerFiles, to: directory)
         // The config last: a folder with a config.json is a complete model folder.
         try config.write(to: directory.appendingPathComponent("config.json"))
     }
@@ -100,10 +96,28 @@ enum HuggingFaceDirectory {
         }
     }
 
-    /// The tokenizer files of a model folder that exist, in the order Hugging Face lists them.
+    /// Copies the tokenizer files into `directory`, and removes the other tokenizer files an earlier
+    /// save may have left there (a folder holds only those loading needs).
+    static func copyTokenizer(_ files: [URL], to directory: URL) throws {
+        let intoSource = files.contains { $0.deletingLastPathComponent().standardizedFileURL.path == directory.standardizedFileURL.path }
+        for file in files where !intoSource {
+            try AtomicFile.copy(from: file, to: directory.appendingPathComponent(file.lastPathComponent))
+        }
+        if !intoSource {
+            removeStale(["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"]
+                .filter { name in !files.contains { $0.lastPathComponent == name } }, in: directory)
+        }
+    }
+
+    /// The tokenizer files of a model folder that loading needs, each once: `vocab.txt` with
+    /// `tokenizer_config.json` when both are there (what Sankshep reads; `transformers` builds the
+    /// same tokenizer from them, so a `tokenizer.json` beside them — the same vocabulary again — is
+    /// not copied), else whichever of `tokenizer.json`, `tokenizer_config.json`, `vocab.txt` exist.
     static func tokenizerFiles(in directory: URL) -> [URL] {
-        ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"]
-            .map { directory.appendingPathComponent($0) }
-            .filter { FileManager.default.fileExists(atPath: $0.path) }
+        let present = ["tokenizer.json", "tokenizer_config.json", "vocab.txt"]
+            .filter { FileManager.default.fileExists(atPath: directory.appendingPathComponent($0).path) }
+        let needed = present.contains("vocab.txt") && present.contains("tokenizer_config.json")
+            ? ["tokenizer_config.json", "vocab.txt"] : present
+        return needed.map { directory.appendingPathComponent($0) }
     }
 }

@@ -182,11 +182,7 @@ final class QuantizedClassifier: DeployableModel {
         }
         try SafeTensorsWriter.write(entries: entries, metadata: try metadata(records: records, layout: nil).merging(["format": Self.formatTag], uniquingKeysWith: { $1 }),
                                     to: directory.appendingPathComponent(Self.weightsFileName))
-        for file in float.tokenizerFiles {
-            let destination = directory.appendingPathComponent(file.lastPathComponent)
-            if file.standardizedFileURL.path == destination.standardizedFileURL.path { continue }
-            try AtomicFile.copy(from: file, to: destination)
-        }
+        try HuggingFaceDirectory.copyTokenizer(float.tokenizerFiles, to: directory)
         try settings(extra: extra).write(to: directory)
         try float.config.write(to: directory.appendingPathComponent("config.json"))
         HuggingFaceDirectory.removeStale(["model.safetensors"] + Self.legacyExportFolders, in: directory)

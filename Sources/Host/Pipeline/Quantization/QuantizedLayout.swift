@@ -91,7 +91,9 @@ enum QuantizedLayout {
         var inline: [[String: [UInt8]]] = []
         for (weight, layerBlobs) in zip(weights, blobs) {
             let record = weight.record
-            guard let storage = storage(for: record, groupSize: groupSize(record: record, blobs: layerBlobs)) else { return nil }
+            // The host quantizes layers without their bias (QuantizedEncoder): the plugin's `bias` blob is empty.
+            guard layerBlobs["bias"]?.isEmpty ?? true,
+                  let storage = storage(for: record, groupSize: groupSize(record: record, blobs: layerBlobs)) else { return nil }
             var firstRow = 0
             for name in record.weights {
                 guard let view = store.view(named: name), view.shape.count == 2, view.shape[1] == record.cols else {
@@ -183,7 +185,8 @@ enum QuantizedLayout {
             }
             return [UInt8](file.rawBytes(of: entry))
         }
-        var blobs: [String: [UInt8]] = [:]
+        // Layers are quantized without their bias (QuantizedEncoder), which the plugin saves as empty.
+        var blobs: [String: [UInt8]] = ["bias": []]
         for (name, text) in record.inlineBlobs ?? [:] {
             guard let data = Data(base64Encoded: text) else { throw fail("inline blob '\(name)' is not base64") }
             blobs[name] = [UInt8](data)
