@@ -99,6 +99,16 @@ final class Classifier {
                                     tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: directory),
                                     threshold: settings?.threshold ?? 0.5)
         classifier.maxLength = settings?.maxLength
+        // A head-pruned model's folder stores the removed heads as zeros (for transformers 5, which
+        // has no head pruning); sankshep.json names them, and they are removed again here.
+        if let removed = settings?.prunedHeads, !removed.isEmpty, config.prunedHeads.isEmpty {
+            let keep = (0..<config.numLayers).map { layer in (0..<config.numHeads).map { !(removed[String(layer)] ?? []).contains($0) } }
+            do {
+                return try StructuredHeads.remove(classifier, keep: keep)
+            } catch {
+                throw CheckpointError(file: directory.appendingPathComponent(SankshepSettings.fileName).path, problem: "pruned_heads: \(error)")
+            }
+        }
         return classifier
     }
 
@@ -145,7 +155,11 @@ final class Classifier {
 
     /// This model's `sankshep.json`.
     func settings(extra: [String: String]) -> SankshepSettings {
-        SankshepSettings(threshold: threshold, pooling: network.pooling, maxLength: maxLength, extra: extra)
+        var settings = SankshepSettings(threshold: threshold, pooling: network.pooling, maxLength: maxLength, extra: extra)
+        if !config.prunedHeads.isEmpty {
+            settings.prunedHeads = Dictionary(uniqueKeysWithValues: config.prunedHeads.map { (String($0.key), $0.value) })
+        }
+        return settings
     }
 }
 
@@ -155,11 +169,15 @@ struct SankshepSettings: Codable, Equatable {
     var pooling: Pooling
     /// Tokens per comment the model was trained with; `predict` and `eval` default to it.
     var maxLength: Int?
+    /// Attention heads removed by structured pruning (layer → original head indices), which the
+    /// folder's weights hold as zeros; loading removes them again.
+    var prunedHeads: [String: [Int]]?
     var extra: [String: String] = [:]
 
     enum CodingKeys: String, CodingKey {
         case threshold, pooling, extra
         case maxLength = "max_length"
+        case prunedHeads = "pruned_heads"
     }
 
     init(threshold: Double, pooling: Pooling, maxLength: Int? = nil, extra: [String: String] = [:]) {
@@ -174,6 +192,7 @@ struct SankshepSettings: Codable, Equatable {
         threshold = try container.decode(Double.self, forKey: .threshold)
         pooling = try container.decode(Pooling.self, forKey: .pooling)
         maxLength = try container.decodeIfPresent(Int.self, forKey: .maxLength)
+        prunedHeads = try container.decodeIfPresent([String: [Int]].self, forKey: .prunedHeads)
         extra = try container.decodeIfPresent([String: String].self, forKey: .extra) ?? [:]
     }
 

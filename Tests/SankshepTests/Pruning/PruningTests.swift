@@ -142,7 +142,8 @@ struct PruningTests {
         #expect(Double(pruned[bigIndex]) < 0.1 * Double(layers[bigIndex].count))
     }
 
-    /// Saves `classifier` dense, prunes 50% of every layer `all` selects by magnitude, saves that compactly;
+    /// Saves `classifier` dense, prunes 50% of every layer `all` selects by magnitude, exports that compactly
+    /// (`sankshep export --format compressed-tensors`);
     /// returns both folders, the pruned model and the ratio of their weights files.
     func saveDenseAndHalfPruned(_ classifier: Classifier, in folder: URL) throws
         -> (dense: URL, sparse: URL, pruned: Classifier, ratio: Double) {
@@ -154,7 +155,7 @@ struct PruningTests {
         masks.enforce(on: classifier.network.store)
         let pruned = try PruningStage.makePermanent(classifier, masks: masks, layers: layers, structure: .none, logger: .init(label: "test"))
         let sparse = folder.appendingPathComponent("sparse")
-        try pruned.save(to: sparse)
+        try pruned.writeSparseBitmaskExport(to: sparse, extra: [:])
         return (dense, sparse, pruned, Double(try Self.weightsFileSize(sparse)) / Double(try Self.weightsFileSize(dense)))
     }
 
@@ -184,10 +185,18 @@ struct PruningTests {
         }
         let sequences = PruningTestSupport.sequences(12)
         #expect(try PruningTestSupport.logits(reloaded, sequences) == PruningTestSupport.logits(pruned, sequences))
-        // Saving the reloaded model again keeps it sparse.
+        // Exporting the reloaded model again keeps it sparse.
         let again = folder.appendingPathComponent("again")
-        try reloaded.save(to: again)
+        try reloaded.writeSparseBitmaskExport(to: again, extra: [:])
         #expect(try Self.weightsFileSize(again) == Self.weightsFileSize(sparse))
+        // The model folder itself is dense F32 (today's transformers and compressed-tensors load no
+        // sparse-bitmask), the zeros as zeros: the same outputs, the dense model's size.
+        let saved = folder.appendingPathComponent("saved")
+        try pruned.save(to: saved)
+        let savedFile = try SafeTensorsFile(contentsOf: saved.appendingPathComponent("model.safetensors"))
+        #expect(savedFile.entries.allSatisfy { $0.dtype == .f32 } && savedFile.entry(named: query + ".bitmask") == nil)
+        #expect(try ModelConfig.read(saved.appendingPathComponent("config.json")).raw["quantization_config"] == nil)
+        #expect(try PruningTestSupport.logits(Classifier.load(from: saved), sequences) == PruningTestSupport.logits(pruned, sequences))
     }
 
     @Test("the word embeddings are pruned as E^T on one-hot tokens: wanda keeps, per hidden dimension, the tokens the calibration uses")

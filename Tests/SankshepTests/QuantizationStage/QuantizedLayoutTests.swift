@@ -2,8 +2,8 @@ import Foundation
 import Testing
 @testable import Host
 
-@Suite("compressed-tensors export of a quantized classifier", .serialized)
-struct CompressedTensorsExportTests {
+@Suite("A quantized classifier's folder in compressed-tensors' layout", .serialized)
+struct QuantizedLayoutTests {
     /// A quantized copy of the small test classifier, saved into a fresh folder. `sparse` names
     /// modules its config announces as sparse-bitmask, as a pruned model's does.
     func quantizedFolder(_ method: String, options: [String: String] = [:], sparse: [String] = []) throws
@@ -18,9 +18,10 @@ struct CompressedTensorsExportTests {
         return (model, folder, sequences)
     }
 
-    func export(_ folder: URL) -> URL { folder.appendingPathComponent(CompressedTensorsExport.folderName) }
+    /// The folder `transformers` loads is the stage folder itself.
+    func export(_ folder: URL) -> URL { folder }
 
-    @Test("dynamic, static and int4 export each linear layer's integer weights under the names, dtypes and shapes of compressed-tensors",
+    @Test("dynamic, static and int4 store each linear layer's integer weights under the names, dtypes and shapes of compressed-tensors",
           arguments: ["dynamic", "static", "int4"])
     func tensorLayout(method: String) throws {
         let (model, folder, _) = try quantizedFolder(method, options: method == "int4" ? ["group_size": "32"] : [:])
@@ -55,10 +56,18 @@ struct CompressedTensorsExportTests {
             let scales = try [layer.query, layer.key, layer.value].map { try file.tensor(named: $0 + ".input_scale").scalars }
             #expect(scales[0] == scales[1] && scales[1] == scales[2] && scales[0][0] > 0)
         }
-        // Embeddings and the head are float32, the embeddings as the quantized model looks them up.
-        #expect(try file.tensor(named: names.wordEmbeddings) == model.float.network.store.tensor(names.wordEmbeddings))
-        #expect(file.entry(named: names.headHidden + ".weight")?.dtype == .f32)
+        // The tables (embeddings, the head's hidden layer) are int8 codes with their scales (int4's
+        // 4-bit values in int8 storage, one scale per group); the final classifier is float32.
+        for table in [names.wordEmbeddings, names.positionEmbeddings, names.headHidden + ".weight"] {
+            #expect(file.entry(named: table)?.dtype == .i8, "\(table)")
+            let module = String(table.dropLast(".weight".count))
+            // One scale per row: int8's channel, or int4's one group of 32 over the 32 columns.
+            #expect(file.entry(named: module + ".weight_scale")?.shape.last == 1, "\(table)")
+        }
         #expect(file.entry(named: names.headOutput + ".weight")?.dtype == .f32)
+        // No second copy of the weights: one weights file, no export sub-folders.
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        #expect(files == ["config.json", "model.safetensors", "sankshep.json", "tokenizer_config.json", "vocab.txt"], "\(files)")
     }
 
     @Test("int8 codes and unpacked int4 values times their exported scales give back the quantized model's weights",
@@ -84,7 +93,8 @@ struct CompressedTensorsExportTests {
         }
         #expect(total == 4 * 32 * 32 + 2 * 64 * 32)
         #expect(inexact == 0)
-        // Everything else is the quantized model's float parameters as they are.
+        // Everything else (the tables as the quantized model looks them up) is the quantized model's
+        // float parameters as they are.
         for view in store.views where !model.weights.contains(where: { $0.record.role == .linear && $0.record.weights.contains(view.name) }) {
             #expect(reloaded.network.store.tensor(view.name) == store.tensor(view.name), "\(view.name)")
         }
@@ -101,7 +111,8 @@ struct CompressedTensorsExportTests {
         }
     }
 
-    @Test("config.json announces the method's compressed-tensors scheme for every Linear but the head", arguments: ["dynamic", "static", "int4"])
+    @Test("config.json announces the method's scheme for the encoder's linear layers and a weights-only one for the tables",
+          arguments: ["dynamic", "static", "int4"])
     func quantizationConfig(method: String) throws {
         let (model, folder, _) = try quantizedFolder(method, options: method == "int4" ? ["group_size": "32"] : [:])
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -111,13 +122,19 @@ struct CompressedTensorsExportTests {
         #expect(quantization["quantization_status"] == .string("compressed"))
         #expect(quantization["sparsity_config"] == nil)
         let format = method == "int4" ? "pack-quantized" : "int-quantized"
-        #expect(quantization["format"] == .string(format))
+        // int4's tables are int-quantized (transformers builds no Embedding from packed weights).
+        #expect(quantization["format"] == .string(method == "int4" ? "mixed-precision" : "int-quantized"))
         let names = model.float.network.names
-        #expect(quantization["ignore"] == .array([.string(names.headHidden), .string(names.headOutput)]))
+        #expect(quantization["ignore"] == .array([.string(names.headOutput)]))
         let groups = try #require(quantization["config_groups"]?.objectValue)
-        #expect(groups.count == 1)
-        let group = try #require(groups["group_0"]?.objectValue)
-        #expect(group["targets"] == .array([.string("Linear")]))
+        #expect(groups.count == 2)
+        // The tables come first (quantized first), then the encoder's linear layers.
+        let tables = try #require(groups["group_0"]?.objectValue), group = try #require(groups["group_1"]?.objectValue)
+        let tableModules = [names.wordEmbeddings, names.positionEmbeddings, names.headHidden + ".weight"].map { String($0.dropLast(".weight".count)) }
+        #expect(tables["targets"] == .array(tableModules.map { .string($0) }))
+        #expect(tables["input_activations"] == .null && tables["format"] == .string("int-quantized"))
+        let layer = names.layers[0]
+        #expect(group["targets"] == .array([layer.query, layer.key, layer.value, layer.attentionOutput, layer.ffnIn, layer.ffnOut].map { .string($0) }))
         #expect(group["format"] == .string(format))
         let weights = try #require(group["weights"]?.objectValue)
         let input = try #require(group["input_activations"]?.objectValue)
@@ -134,18 +151,16 @@ struct CompressedTensorsExportTests {
             #expect(weights["num_bits"] == .int(8) && weights["strategy"] == .string("channel"))
             #expect(input["strategy"] == .string("token") && input["dynamic"] == .bool(true))
         }
-        // The stage folder's sankshep.json points at it; the export's own names its origin.
-        let settings = try #require(SankshepSettings.read(from: folder))
-        #expect(settings.extra["export_compressed_tensors"] == CompressedTensorsExport.folderName)
-        #expect(SankshepSettings.read(from: export(folder))?.extra["format"] == "compressed-tensors \(format)")
+        #expect(SankshepSettings.read(from: folder)?.extra["quantization"] == method)
     }
 
-    @Test("a pruned model's exports store its weights dense, without the sparse-bitmask entry")
+    @Test("a pruned model's folder and its transformers export store its weights dense, without the sparse-bitmask entry")
     func prunedExportsAreDense() throws {
         let query = try QuantizedClassifierTests().makeClassifier().0.network.names.layers[0].query
-        let (_, folder, _) = try quantizedFolder("dynamic", sparse: [query])
+        let (model, folder, _) = try quantizedFolder("dynamic", sparse: [query])
         defer { try? FileManager.default.removeItem(at: folder) }
-        let dequantized = folder.appendingPathComponent(QuantizedClassifier.exportFolderName)
+        let dequantized = folder.appendingPathComponent("dequantized")
+        try ExportCommand.export(model, format: .transformers, extra: [:], to: dequantized)
         #expect(try ModelConfig.read(dequantized.appendingPathComponent("config.json")).raw["quantization_config"] == nil)
         let float = try SafeTensorsFile(contentsOf: dequantized.appendingPathComponent("model.safetensors"))
         #expect(float.entry(named: query + ".weight")?.dtype == .f32 && float.entry(named: query + ".bitmask") == nil)
@@ -155,17 +170,67 @@ struct CompressedTensorsExportTests {
         #expect(quantized.entry(named: query + ".weight")?.dtype == .i8 && quantized.entry(named: query + ".bitmask") == nil)
     }
 
-    @Test("fp16 has no compressed-tensors layout: its folder gets no such export, and an earlier one there is removed")
-    func fp16HasNone() throws {
-        let (_, folder, _) = try quantizedFolder("int4")
+    @Test("fp16 is stored as F16 weights in a float32 model, without quantization_config; it has no compressed-tensors export")
+    func fp16IsHalfPrecision() throws {
+        let (int4, folder, sequences) = try quantizedFolder("int4")
         defer { try? FileManager.default.removeItem(at: folder) }
-        #expect(FileManager.default.fileExists(atPath: export(folder).path))
+        #expect(try ModelConfig.read(folder.appendingPathComponent("config.json")).raw["quantization_config"] != nil)
         let (fp16, other, _) = try quantizedFolder("fp16")
         try? FileManager.default.removeItem(at: other)
+        // Saved over the int4 folder, nothing of int4 is left.
         try fp16.save(to: folder, extra: [:])
-        #expect(!FileManager.default.fileExists(atPath: export(folder).path))
-        #expect(SankshepSettings.read(from: folder)?.extra["export_compressed_tensors"] == nil)
-        // The dequantized export is still there.
-        #expect(SankshepSettings.read(from: folder)?.extra["export"] == QuantizedClassifier.exportFolderName)
+        let config = try ModelConfig.read(folder.appendingPathComponent("config.json"))
+        #expect(config.raw["quantization_config"] == nil && config.raw["dtype"] == .string("float32"))
+        let file = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("model.safetensors"))
+        let names = fp16.float.network.names
+        #expect(file.entry(named: names.layers[0].ffnIn + ".weight")?.dtype == .f16)
+        #expect(file.entry(named: names.wordEmbeddings)?.dtype == .f16)
+        #expect(!file.entries.contains { $0.name.hasSuffix("weight_packed") || $0.name.hasSuffix("weight_scale") })
+        let loaded = try #require(try loadDeployableModel(from: folder, registry: PluginTestSupport.builtInRegistry()) as? QuantizedClassifier)
+        let rows = Array(sequences.indices)
+        #expect(loaded.probabilities(sequences: sequences, rows: rows, batchSize: 2) == fp16.probabilities(sequences: sequences, rows: rows, batchSize: 2))
+        #expect(loaded.probabilities(sequences: sequences, rows: rows, batchSize: 2) != int4.probabilities(sequences: sequences, rows: rows, batchSize: 2))
+        #expect(throws: ExportError.self) { try ExportCommand.export(loaded, format: .compressedTensors, extra: [:], to: other) }
+    }
+
+    @Test("Sankshep's own format, written on request, loads to the same outputs", arguments: ["static", "int4", "fp16"])
+    func sankshepFormatRoundTrip(method: String) throws {
+        let (model, folder, sequences) = try quantizedFolder(method)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let own = folder.appendingPathComponent("own")
+        try ExportCommand.export(model, format: .sankshep, extra: [:], to: own)
+        #expect(FileManager.default.fileExists(atPath: own.appendingPathComponent(QuantizedClassifier.weightsFileName).path))
+        #expect(!FileManager.default.fileExists(atPath: own.appendingPathComponent("model.safetensors").path))
+        let loaded = try #require(try loadDeployableModel(from: own, registry: PluginTestSupport.builtInRegistry()) as? QuantizedClassifier)
+        let rows = Array(sequences.indices)
+        #expect(loaded.probabilities(sequences: sequences, rows: rows, batchSize: 2) == model.probabilities(sequences: sequences, rows: rows, batchSize: 2))
+        // And back: the Hugging Face layout written from it is byte for byte the stage folder's weights.
+        let again = folder.appendingPathComponent("again")
+        try ExportCommand.export(loaded, format: method == "fp16" ? .transformers : .compressedTensors, extra: [:], to: again)
+        if method != "fp16" {
+            #expect(try Data(contentsOf: again.appendingPathComponent("model.safetensors")) == Data(contentsOf: folder.appendingPathComponent("model.safetensors")))
+        }
+    }
+
+    @Test("an int4 group scale that is no integer multiple of its channel scale is refused in one line naming the tensor")
+    func tamperedScaleIsRefused() throws {
+        let (_, folder, _) = try quantizedFolder("int4")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("model.safetensors")
+        let file = try SafeTensorsFile(contentsOf: url)
+        let module = try QuantizedClassifierTests().makeClassifier().0.network.names.layers[0].ffnIn
+        var entries = file.entries.map { SafeTensorsWriter.Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: file.rawBytes(of: $0)) }
+        let index = try #require(entries.firstIndex { $0.name == module + ".weight_scale" })
+        var scales = try file.tensor(named: module + ".weight_scale")
+        scales.scalars[0] *= 1.0001
+        entries[index] = SafeTensorsWriter.Entry(name: entries[index].name, tensor: scales)
+        try SafeTensorsWriter.write(entries: entries, metadata: file.metadata, to: url)
+        do {
+            _ = try loadDeployableModel(from: folder, registry: PluginTestSupport.builtInRegistry())
+            Issue.record("a tampered scale loaded")
+        } catch {
+            let message = "\(error)"
+            #expect(message.contains(module + ".weight_scale") && message.contains("model.safetensors") && !message.contains("\n"), "\(message)")
+        }
     }
 }
