@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""Checks that Hugging Face `transformers` (with the `compressed-tensors` package) loads the
-compressed-tensors export of a quantized Sankshep model and computes what Sankshep computes.
+"""Checks that Hugging Face `transformers` (with the `compressed-tensors` package) loads a quantized
+Sankshep model folder and computes what Sankshep computes.
 
     python scripts/check_compressed_tensors.py STAGE_DIR [--sankshep .build/release/sankshep] [--rows 200]
 
-STAGE_DIR is a quantized stage folder (or a final folder) that `sankshep run` wrote, with
-`model.quantized.safetensors` and the `compressed-tensors/` export beside it. The export is loaded
-with AutoModelForSequenceClassification on the CPU; its probabilities on the first ROWS comments of
-the data are compared with those of `sankshep predict` on STAGE_DIR (the quantized model, run
-through its plugin). For reference the same is done for the dequantized `transformers/` export
-(float weights, float activations). Prints the largest probability and logit differences and
-exits 1 when the compressed-tensors one is above --tolerance (probability).
+STAGE_DIR is a quantized stage folder (or a final folder) that `sankshep run` wrote: a
+compressed-tensors checkpoint at its top level. It is loaded with AutoModelForSequenceClassification
+on the CPU; its probabilities on the first ROWS comments of the data are compared with those of
+`sankshep predict` on STAGE_DIR (the quantized model, run through its plugin). For reference the same
+is done for the dequantized FP32 folder that `sankshep export --format transformers` writes (float
+weights, float activations). Prints the largest probability and logit differences and exits 1 when
+the compressed-tensors one is above --tolerance (probability).
 """
 import argparse
 import csv
@@ -90,11 +90,11 @@ def main():
     parser.add_argument("--tolerance", type=float, default=1e-2)
     args = parser.parse_args()
 
-    export = os.path.join(args.stage, "compressed-tensors")
-    if not os.path.exists(os.path.join(export, "config.json")):
-        sys.exit(f"{args.stage}: no compressed-tensors/ export (fp16, or a method without a compressed-tensors layout)")
+    export = args.stage
     with open(os.path.join(export, "config.json"), encoding="utf-8") as f:
-        quantization = json.load(f)["quantization_config"]
+        quantization = json.load(f).get("quantization_config")
+    if quantization is None:
+        sys.exit(f"{args.stage}: no quantization_config (fp16, or a float model)")
     print(f"{export}: format {quantization['format']}, ignore {quantization['ignore']}")
 
     texts = [row["Comments"] for row, _ in zip(csv.DictReader(open(args.data, encoding="utf-8")), range(args.rows))]
@@ -102,12 +102,15 @@ def main():
 
     model, logits = transformers_logits(export, texts)
     print(f"transformers loaded it as: {describe(model)}")
-    worst = compare("compressed-tensors export vs sankshep (quantized, through the plugin)", ours, logits)
+    worst = compare("the folder in transformers (compressed-tensors) vs sankshep (quantized, through the plugin)", ours, logits)
 
-    dequantized = os.path.join(args.stage, "transformers")
+    scratch = tempfile.TemporaryDirectory()
+    dequantized = os.path.join(scratch.name, "transformers")
+    subprocess.run([args.sankshep, "export", "--model", args.stage, "--format", "transformers", "--output", dequantized],
+                   check=True, capture_output=True)
     if os.path.exists(os.path.join(dequantized, "config.json")):
         float_model, float_logits = transformers_logits(dequantized, texts)
-        compare("transformers/ (dequantized FP32) export vs sankshep", ours, float_logits)
+        compare("dequantized FP32 export vs sankshep", ours, float_logits)
         # The weights compressed-tensors decompressed (after the first forward) against Sankshep's
         # dequantized ones: the same numbers up to float32 rounding of the INT4 group scales.
         reference = float_model.state_dict()
@@ -117,7 +120,7 @@ def main():
                 delta = (tensor.float() - reference[name]).abs().max().item()
                 difference = max(difference, delta)
                 relative = max(relative, delta / max(reference[name].abs().max().item(), 1e-30))
-        print(f"decompressed weights vs transformers/ export: max |difference| {difference:.2e} (relative {relative:.2e})")
+        print(f"decompressed weights vs the dequantized export: max |difference| {difference:.2e} (relative {relative:.2e})")
         # With its activation quantization switched off, the compressed-tensors model is the float one.
         for module in model.modules():
             module.quantization_enabled = False
@@ -127,7 +130,7 @@ def main():
             for start in range(0, len(texts), 32):
                 batch = tokenizer(texts[start:start + 32], padding=True, truncation=True, max_length=128, return_tensors="pt")
                 off += model(**batch).logits[:, 0].tolist()
-        print(f"compressed-tensors with activation quantization off vs transformers/ export: "
+        print(f"compressed-tensors with activation quantization off vs the dequantized export: "
               f"max |logit difference| {max(abs(a - b) for a, b in zip(off, float_logits)):.2e}")
     return 0 if worst <= args.tolerance else 1
 
