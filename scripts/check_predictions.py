@@ -5,7 +5,7 @@ probabilities as `sankshep predict` on the same comments.
                                         [--transformers-dir DIR]
 
 --transformers-dir: the folder transformers loads when it is not MODEL_DIR itself, e.g. the dense
-`MODEL_DIR/transformers` export of a pruned or quantized model (sankshep predicts on MODEL_DIR).
+folder `sankshep export --model MODEL_DIR --format transformers` writes (sankshep predicts on MODEL_DIR).
 
 Exits non-zero when any probability differs by more than 1e-5.
 """
