@@ -135,10 +135,12 @@ struct RunRecipeTests {
                                                   "--threads", "1"]) as! RunCommand
         try command.run()
         let final = folder.appendingPathComponent("final_teacher")
-        for name in ["config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "README.md",
+        for name in ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "README.md",
                      "provenance.json", "sankshep.json"] {
             #expect(FileManager.default.fileExists(atPath: final.appendingPathComponent(name).path), "missing \(name)")
         }
+        // The tokenizer once: vocab.txt and its config, not tokenizer.json's copy of the vocabulary.
+        #expect(!FileManager.default.fileExists(atPath: final.appendingPathComponent("tokenizer.json").path))
         let provenance = try JSONSerialization.jsonObject(with: Data(contentsOf: final.appendingPathComponent("provenance.json"))) as! [String: Any]
         #expect((provenance["dataSHA256"] as? String)?.count == 64)
         let html = try String(contentsOf: folder.appendingPathComponent("report.html"), encoding: .utf8)
