@@ -1,21 +1,19 @@
 import Foundation
 
-/// A plain Hugging Face folder, `transformers/` inside a model folder, for models whose own folder
-/// today's `transformers` cannot load by itself.
+/// The dense form of a float model, which every model folder Sankshep writes takes, so today's
+/// `transformers` loads it with nothing else installed.
 ///
-/// Two things in a compressed folder stand in the way, both measured with transformers 5.24:
+/// Two things in a compact pruned folder would stand in the way, both measured with transformers 5.24:
 ///   - sparse-bitmask tensors (`quantization_config` with a sparsity config): compressed-tensors
 ///     dropped its sparsity compressors after 0.14, so `from_pretrained` leaves those weights
 ///     unloaded (random), and without compressed-tensors it refuses the folder;
 ///   - `pruned_heads`: transformers 5 dropped head pruning and refuses the smaller Q/K/V/O tensors.
-/// So the export stores every weight dense and puts every removed head back as zeros. A removed
+/// So the folder stores every weight dense and puts every removed head back as zeros. A removed
 /// head's attention-output columns are zero, so whatever its query, key and value compute, it adds
-/// nothing: the export gives exactly the pruned model's outputs (the zeros are exact zeros).
-/// The export lives in a sub-folder so the size on disk still counts only the compact file.
+/// nothing: the folder gives exactly the pruned model's outputs (the zeros are exact zeros). The
+/// compact form is `sankshep export --format compressed-tensors` (Classifier.writeSparseBitmaskExport).
 enum TransformersExport {
-    static let folderName = "transformers"
-
-    /// Whether a model with this config needs the export to load in transformers.
+    /// Whether a model with this config differs from its dense form (sparse-bitmask weights or removed heads).
     static func needed(for config: ModelConfig) -> Bool {
         !config.prunedHeads.isEmpty || SparseBitmask.targets(in: config) != nil
     }

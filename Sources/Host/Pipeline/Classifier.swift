@@ -5,8 +5,8 @@ import Logging
 /// tokenizer, and what Sankshep learned about it (the decision threshold).
 ///
 /// On disk it is a Hugging Face folder (`config.json`, `model.safetensors`, tokenizer files) plus
-/// `sankshep.json` with the threshold and pooling, so `transformers` loads the same folder that
-/// `sankshep predict` reads.
+/// `sankshep.json` with the threshold, pooling and max_length, so `transformers` loads the same folder
+/// that `sankshep predict` reads.
 final class Classifier {
     let network: SequenceClassifier
     var config: ModelConfig

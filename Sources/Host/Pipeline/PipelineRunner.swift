@@ -135,7 +135,7 @@ struct PipelineRunner {
         try provenance.write(to: final)
         if let finalRow = summary.rows.last {
             try AtomicFile.write(Data(ModelCard.markdown(title: recipe.stageTag, provenance: provenance, rows: summary.rows, final: finalRow,
-                                                         quantized: QuantizedClassifier.isQuantizedFolder(final),
+                                                         loading: ModelCard.Loading(folder: final),
                                                          maxLength: maxLength ?? 128).utf8),
                                  to: final.appendingPathComponent("README.md"))
         }

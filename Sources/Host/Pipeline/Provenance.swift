@@ -64,10 +64,40 @@ struct Provenance: Encodable {
 
 /// The README.md of a final model folder: what it is, how well it does, how to load it.
 enum ModelCard {
-    /// `quantized`: the folder holds a quantized model (compressed-tensors, or Sankshep's own format
-    /// for a method without a standard layout). `maxLength`: the tokens per comment it was trained with.
+    /// How `transformers` loads the folder.
+    enum Loading {
+        /// Float (or F16) weights: `transformers` alone.
+        case float
+        /// A compressed-tensors checkpoint: with the `compressed-tensors` package.
+        case compressedTensors
+        /// Sankshep's own quantized format (a method without a standard layout): a dequantized
+        /// folder from `sankshep export` instead.
+        case sankshepOnly
+
+        /// How the folder at `directory` loads.
+        init(folder directory: URL) {
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent(QuantizedClassifier.weightsFileName).path) {
+                self = .sankshepOnly
+            } else if (try? ModelConfig.read(directory.appendingPathComponent("config.json")))?.raw["quantization_config"] != nil {
+                self = .compressedTensors
+            } else {
+                self = .float
+            }
+        }
+    }
+
+    /// `maxLength`: the tokens per comment the model was trained with.
     static func markdown(title: String, provenance: Provenance, rows: [StageSummaryRow], final: StageSummaryRow,
-                         quantized: Bool = false, maxLength: Int = 128) -> String {
+                         loading: Loading = .float, maxLength: Int = 128) -> String {
+        let exportCommand = "sankshep export --model \(title) --format transformers --output \(title)-transformers"
+        let folder = loading == .sankshepOnly ? "\(title)-transformers" : title
+        let howToLoad: String = switch loading {
+        case .float: "With Hugging Face `transformers` (see `sankshep.json` for the threshold):"
+        case .compressedTensors: "With Hugging Face `transformers` and the `compressed-tensors` package installed (the folder is a "
+            + "quantized checkpoint; see `sankshep.json` for the threshold; `\(exportCommand)` writes the dequantized float folder):"
+        case .sankshepOnly: "The folder is Sankshep's own quantized format, which Sankshep alone loads; for Hugging Face "
+            + "`transformers`, `\(exportCommand)` writes the dequantized float folder (see `sankshep.json` for the threshold):"
+        }
         func f(_ value: Double?, _ digits: Int = 4) -> String { value.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
         var lines = [
             "---",
@@ -107,16 +137,13 @@ enum ModelCard {
             "",
             "    sankshep predict --model \(title) --text \"…\"",
             "",
-            quantized ? "With Hugging Face `transformers` and the `compressed-tensors` package installed (the folder is a quantized "
-                  + "checkpoint; see `sankshep.json` for the threshold; `sankshep export --model \(title) --format transformers --output DIR` "
-                  + "writes the dequantized float folder):"
-                : "With Hugging Face `transformers` (see `sankshep.json` for the threshold):",
+            howToLoad,
             "",
             "```python",
             "from transformers import AutoTokenizer, AutoModelForSequenceClassification",
             "import torch",
-            "tokenizer = AutoTokenizer.from_pretrained(\"\(title)\")",
-            "model = AutoModelForSequenceClassification.from_pretrained(\"\(title)\")",
+            "tokenizer = AutoTokenizer.from_pretrained(\"\(folder)\")",
+            "model = AutoModelForSequenceClassification.from_pretrained(\"\(folder)\")",
             "batch = tokenizer([\"…\"], return_tensors=\"pt\", truncation=True, max_length=\(maxLength))",
             "probability = torch.sigmoid(model(**batch).logits[:, 0])",
             "is_hate = probability > \(f(final.threshold, 2))",

@@ -21,12 +21,13 @@ struct StageSummaryRow: Sendable, Equatable {
     var threshold: Double
     var parameters: Int
     var nonZeroParameters: Int
-    /// Size of the saved model on disk in MB of 2^20 bytes.
+    /// What a user ships, in MB of 2^20 bytes: every file of the model folder that loading needs
+    /// (weights, config, tokenizer files, `sankshep.json`; HuggingFaceDirectory.shippedBytes).
     var sizeMB: Double
     /// CPU latency of one forward pass, in milliseconds, at batch 1 and at batch 32.
     var latencyMsBatch1: Double
     var latencyMsBatch32: Double
-    /// The teacher's size on disk over this model's (the teacher's own row has 1).
+    /// The teacher's size over this model's (the teacher's own row has 1).
     var compressionRatio: Double
 
     static let bytesPerMB = 1_048_576.0
