@@ -192,6 +192,7 @@ enum QuantizedLayout {
             blobs[name] = [UInt8](data)
         }
         let modules = record.weights.map(module(of:))
+        guard !modules.isEmpty else { throw fail("the record names no weights") }
         // Each module's row count, from its standard weight tensor.
         var moduleRows: [Int] = []
         for module in modules {
