@@ -21,10 +21,16 @@ struct AllPipelinesTests {
 
     struct RunFailure: Error, CustomStringConvertible { var description: String }
 
+    /// Where the runs are made; removed when the test process exits (every test of the suite reads it).
+    static let root = FileManager.default.temporaryDirectory
+        .appendingPathComponent("sankshep-tests-all-pipelines-\(ProcessInfo.processInfo.processIdentifier)")
+
     /// The runs, made on first use (a failure is every test's failure).
     static let runs: Result<[Run], RunFailure> = {
         do {
-            let root = try Fixtures.temporaryFolder("all-pipelines")
+            try? FileManager.default.removeItem(at: root)
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+            atexit { try? FileManager.default.removeItem(at: AllPipelinesTests.root) }
             let baseline = root.appendingPathComponent("baseline")
             try run(.baseline, [], into: baseline)
             var runs = [Run(name: "baseline", pipeline: .baseline, folder: baseline)]
