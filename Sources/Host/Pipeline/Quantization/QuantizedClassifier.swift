@@ -251,7 +251,8 @@ final class QuantizedClassifier: DeployableModel {
             guard entry.shape == view.shape || entry.count == view.count else {
                 throw fail("tensor '\(view.name)' has shape \(entry.shape), the model expects \(view.shape)")
             }
-            store.setValues(view.name, from: try file.tensor(named: view.name))
+            // Same count, other shape (a [1, n] bias, say): the values are read in the model's shape.
+            store.setValues(view.name, from: Tensor(shape: view.shape, scalars: try file.tensor(named: view.name).scalars))
         }
         // Biases are float tensors now in the store; the hook adds them after the plugin's product.
         let withBiases = weights.map { weight in
