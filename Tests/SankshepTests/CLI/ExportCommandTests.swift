@@ -30,12 +30,12 @@ struct ExportCommandTests {
         // A random head barely tells comments apart: a steeper one makes the cut visible.
         let head = model.network.store.pointer(model.network.names.headOutput + ".weight")
         for i in 0..<16 { head[i] *= 200 }
-        let expectedAt64 = model.probabilities(of: Self.texts, maxLength: 64, batchSize: 2).map(Double.init)
+        let expectedAt64 = try model.probabilities(of: Self.texts, maxLength: 64, batchSize: 2).map(Double.init)
         let modelFolder = folder.appendingPathComponent("model")
         try model.save(to: modelFolder)
         #expect(SankshepSettings.read(from: modelFolder)?.maxLength == 6)
         #expect(try Classifier.load(from: modelFolder).maxLength == 6)
-        let expected = model.probabilities(of: Self.texts, maxLength: 6, batchSize: 2).map(Double.init)
+        let expected = try model.probabilities(of: Self.texts, maxLength: 6, batchSize: 2).map(Double.init)
         let atSaved = try predict(["--model", modelFolder.path], in: folder)
         for (a, e) in zip(atSaved, expected) { #expect(abs(a - e) < 1e-6) }
         // The long comment is cut: at 64 tokens it gets another probability.

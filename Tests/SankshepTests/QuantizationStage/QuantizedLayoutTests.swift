@@ -105,8 +105,8 @@ struct QuantizedLayoutTests {
         try reloaded.save(to: resaved)
         #expect(try SafeTensorsFile(contentsOf: resaved.appendingPathComponent("model.safetensors")).entries.allSatisfy { $0.dtype == .f32 })
         let rows = Array(sequences.indices)
-        for (r, q) in zip(reloaded.probabilities(sequences: sequences, rows: rows, batchSize: 2),
-                          model.probabilities(sequences: sequences, rows: rows, batchSize: 2)) {
+        for (r, q) in zip(try reloaded.probabilities(sequences: sequences, rows: rows, batchSize: 2),
+                          try model.probabilities(sequences: sequences, rows: rows, batchSize: 2)) {
             #expect(abs(r - q) < 0.05)
         }
     }
@@ -188,8 +188,8 @@ struct QuantizedLayoutTests {
         #expect(!file.entries.contains { $0.name.hasSuffix("weight_packed") || $0.name.hasSuffix("weight_scale") })
         let loaded = try #require(try loadDeployableModel(from: folder, registry: PluginTestSupport.builtInRegistry()) as? QuantizedClassifier)
         let rows = Array(sequences.indices)
-        #expect(loaded.probabilities(sequences: sequences, rows: rows, batchSize: 2) == fp16.probabilities(sequences: sequences, rows: rows, batchSize: 2))
-        #expect(loaded.probabilities(sequences: sequences, rows: rows, batchSize: 2) != int4.probabilities(sequences: sequences, rows: rows, batchSize: 2))
+        #expect(try loaded.probabilities(sequences: sequences, rows: rows, batchSize: 2) == fp16.probabilities(sequences: sequences, rows: rows, batchSize: 2))
+        #expect(try loaded.probabilities(sequences: sequences, rows: rows, batchSize: 2) != int4.probabilities(sequences: sequences, rows: rows, batchSize: 2))
         #expect(throws: ExportError.self) { try ExportCommand.export(loaded, format: .compressedTensors, extra: [:], to: other) }
     }
 
@@ -203,7 +203,7 @@ struct QuantizedLayoutTests {
         #expect(!FileManager.default.fileExists(atPath: own.appendingPathComponent("model.safetensors").path))
         let loaded = try #require(try loadDeployableModel(from: own, registry: PluginTestSupport.builtInRegistry()) as? QuantizedClassifier)
         let rows = Array(sequences.indices)
-        #expect(loaded.probabilities(sequences: sequences, rows: rows, batchSize: 2) == model.probabilities(sequences: sequences, rows: rows, batchSize: 2))
+        #expect(try loaded.probabilities(sequences: sequences, rows: rows, batchSize: 2) == model.probabilities(sequences: sequences, rows: rows, batchSize: 2))
         // And back: the Hugging Face layout written from it is byte for byte the stage folder's weights.
         let again = folder.appendingPathComponent("again")
         try ExportCommand.export(loaded, format: method == "fp16" ? .transformers : .compressedTensors, extra: [:], to: again)
