@@ -15,15 +15,29 @@ enum PruningTestSupport {
         try smallBert(heads: 4, intermediateSize: 128, seed: seed)
     }
 
-    /// 2 layers, hidden 64, vocabulary 64, random weights, the bundled tokenizer.
+    /// The bundled tokenizer cut to its first 64 entries (the special tokens among them), so it fits a
+    /// 64-row embedding table and a saved folder loads back (a larger tokenizer is refused).
+    static func smallTokenizerDirectory() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sankshep-tests-tokenizer-64")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let vocabulary = try String(contentsOf: Fixtures.bundledTokenizer.appendingPathComponent("vocab.txt"), encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false).prefix(64)
+        try AtomicFile.write(Data((vocabulary.joined(separator: "\n") + "\n").utf8), to: folder.appendingPathComponent("vocab.txt"))
+        try AtomicFile.copy(from: Fixtures.bundledTokenizer.appendingPathComponent("tokenizer_config.json"),
+                            to: folder.appendingPathComponent("tokenizer_config.json"))
+        return folder
+    }
+
+    /// 2 layers, hidden 64, vocabulary 64, random weights, the bundled tokenizer's first 64 entries.
     static func smallBert(heads: Int, intermediateSize: Int, seed: UInt64) throws -> Classifier {
-        let tokenizer = try BertTokenizer(directory: Fixtures.bundledTokenizer)
+        let tokenizerDirectory = try smallTokenizerDirectory()
+        let tokenizer = try BertTokenizer(directory: tokenizerDirectory)
         let config = ModelConfig(modelType: .bert, vocabSize: 64, hiddenSize: 64, numLayers: 2, numHeads: heads,
                                  intermediateSize: intermediateSize, maxPositionEmbeddings: 16, padTokenId: 0, numLabels: 1)
         let network = SequenceClassifier(shape: EncoderShape(config), head: .bertPooler, numLabels: 1, dropoutSeed: seed)
         network.initializeRandomly(seed: seed)
         return Classifier(network: network, config: config, tokenizer: tokenizer,
-                          tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: Fixtures.bundledTokenizer))
+                          tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: tokenizerDirectory))
     }
 
     /// `count` token sequences of ids below 64 ([CLS] = 2 … [SEP] = 3), lengths 3…12.
