@@ -268,19 +268,21 @@ final class QuantizedClassifier: DeployableModel {
 struct HeadRecord: Codable {
     var kind: String
     var hidden: Int?
+    /// The seed head's `use_multi_layers` (4); absent for 1.
+    var layers: Int?
 
     init(_ head: ClassifierHead) {
         switch head {
         case .bertPooler: kind = "bert_pooler"
         case .distilbert: kind = "distilbert"
-        case .seedMLP(let hidden): kind = "seed_mlp"; self.hidden = hidden
+        case .seedMLP(let hidden, let layers): kind = "seed_mlp"; self.hidden = hidden; self.layers = layers == 1 ? nil : layers
         }
     }
 
     var head: ClassifierHead {
         switch kind {
         case "distilbert": .distilbert
-        case "seed_mlp": .seedMLP(hidden: hidden ?? 256)
+        case "seed_mlp": .seedMLP(hidden: hidden ?? 256, layers: layers ?? 1)
         default: .bertPooler
         }
     }
@@ -295,12 +297,12 @@ extension JSONEncoder {
 }
 
 /// Loads a model folder for eval, predict and bench: a quantized folder through its plugins, anything
-/// else as a float `Classifier`.
+/// else as a float `Classifier`, which must have a trained head (a random one would answer garbage).
 func loadDeployableModel(from directory: URL, registry: PluginRegistry, logger: Logger? = nil) throws -> DeployableModel {
     if QuantizedClassifier.isQuantizedFolder(directory) {
         return try QuantizedClassifier.load(from: directory, registry: registry)
     }
-    return try Classifier.load(from: directory, logger: logger)
+    return try Classifier.load(from: directory, requireTrainedHead: true, logger: logger)
 }
 
 extension DeployableModel {
