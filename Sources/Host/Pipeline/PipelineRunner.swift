@@ -11,7 +11,7 @@ protocol DeployableModel: AnyObject {
     var summary: String { get }
     var parameterCount: Int { get }
     var nonZeroParameterCount: Int { get }
-    /// Sigmoid probabilities of `rows` (indices into `sequences`), in that order.
+    /// Probabilities of hate speech (`BinaryReadout`) of `rows` (indices into `sequences`), in that order.
     func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) -> [Float]
     /// Writes the model folder (weights, config, tokenizer, sankshep.json) atomically, file by file.
     func save(to directory: URL, extra: [String: String]) throws
@@ -125,8 +125,9 @@ struct PipelineRunner {
         try provenance.write(to: final)
         let extra = SankshepSettings.read(from: final)?.extra ?? [:]
         let exports = [extra["export"], extra["export_compressed_tensors"]].compactMap { $0 }
+        let headLabels = (try? ModelConfig.read(final.appendingPathComponent("config.json")))?.numLabels ?? 1
         try AtomicFile.write(Data(ModelCard.markdown(title: recipe.stageTag, provenance: provenance, rows: summary.rows,
-                                                     final: summary.rows.last!, exports: exports).utf8),
+                                                     final: summary.rows.last!, exports: exports, labels: headLabels).utf8),
                              to: final.appendingPathComponent("README.md"))
         try writeReport(summary: summary, baseline: baseline, provenance: provenance, context: context)
         return (baseline, summary)

@@ -143,3 +143,25 @@ struct ClassifierHeadsTests {
         #expect(trainable.network.numLabels == 1 && trainable.network.head == .distilbert)
     }
 }
+
+/// Seed folders and two-label heads as `--model_path`: the baseline trains them as the teacher.
+@Suite("Heads users bring, trained as the teacher", .serialized)
+struct BroughtTeacherTests {
+    @Test("sankshep run --model_path <folder> trains the folder's own head and pooling, and saves a teacher that reloads with them",
+          arguments: ["seed-final-bert", "seed-pretrained-distilbert-mean", "seed-pretrained-bert-multi", "bert-2label-reversed"])
+    func baselineTrainsBroughtModel(_ fixture: String) throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let brought = try Classifier.load(from: Fixtures.url("heads/\(fixture)"))
+        let command = try RunCommand.parseAsRoot(["--model_path", Fixtures.url("heads/\(fixture)").path, "--data_path", Fixtures.bundledData.path,
+                                                  "--data_fraction", "0.03", "--num_folds", "2", "--epochs", "1", "--max_length", "32",
+                                                  "--output_dir", folder.path, "--threads", "1"]) as! RunCommand
+        try command.run()
+        let teacher = try Classifier.load(from: folder.appendingPathComponent("best_model_baseline"), requireTrainedHead: true)
+        #expect(teacher.network.head == brought.network.head)
+        #expect(teacher.network.numLabels == brought.network.numLabels)
+        #expect(teacher.network.effectivePooling == brought.network.effectivePooling)
+        #expect(teacher.network.store.tensor(teacher.network.names.headOutput + ".weight").scalars
+                != brought.network.store.tensor(brought.network.names.headOutput + ".weight").scalars)
+    }
+}
