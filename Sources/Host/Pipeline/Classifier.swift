@@ -69,6 +69,9 @@ final class Classifier {
             head = seedFolder.head
         } else if let firstHead = weights["classifier.0.weight"], firstHead.shape.count == 2 {
             let layers = firstHead.shape[1] == SeedFolder.multiLayerCount * config.hiddenSize ? SeedFolder.multiLayerCount : 1
+            guard layers <= config.numLayers + 1 else {
+                throw CheckpointError(file: file, problem: "'classifier.0.weight' reads the last \(layers) hidden states, the encoder has \(config.numLayers + 1)")
+            }
             head = .seedMLP(hidden: firstHead.shape[0], layers: layers)
         } else {
             head = .huggingFace(for: EncoderType(config))
@@ -83,7 +86,10 @@ final class Classifier {
             guard BinaryReadout.supportedLabels.contains(config.numLabels) else {
                 throw CheckpointError(file: file, problem: "'\(outputName)' has \(config.numLabels) rows: a hate-speech head has 1 logit (sigmoid) or 2 (softmax)")
             }
-            if case .seedMLP = head {} else { try orderLabels(&config, &weights, outputName: outputName, directory: directory, logger: logger) }
+            // A seed head has no id2label of its own (its encoder's config.json may carry one that is not about it).
+            let isSeedHead: Bool
+            if case .seedMLP = head { isSeedHead = true } else { isSeedHead = false }
+            if !isSeedHead { try orderLabels(&config, &weights, outputName: outputName, directory: directory, logger: logger) }
         } else {
             config.numLabels = 1
         }

@@ -23,8 +23,10 @@ enum StudentFactory {
             return try fromPreset(preset, teacher: teacher, headHidden: headHidden, dropout: dropout, pooling: pooling, seed: seed)
         case .path(let path):
             let url = URL(fileURLWithPath: path)
-            guard FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path) else {
-                throw DistillationError("--student_path \(path): no config.json there; expected a Hugging Face model folder")
+            let files = FileManager.default
+            guard files.fileExists(atPath: url.appendingPathComponent("config.json").path)
+                    || files.fileExists(atPath: url.appendingPathComponent(SeedFolder.headFileName).path) else {
+                throw DistillationError("--student_path \(path): no config.json there; expected a Hugging Face model folder or a seed framework folder")
             }
             return try Classifier.load(from: url, pooling: pooling, dropout: dropout, seed: seed, logger: logger)
         case .teacherLayers(let chosen):

@@ -205,6 +205,12 @@ final class QuantizedClassifier: DeployableModel {
             throw fail("metadata 'sankshep.layers' or 'sankshep.head' is not the JSON this version writes (\(error))")
         }
         let config = try ModelConfig.read(directory.appendingPathComponent("config.json"))
+        guard head.head.inputLayers >= 1, head.head.inputLayers <= config.numLayers + 1 else {
+            throw fail("metadata 'sankshep.head' reads \(head.head.inputLayers) hidden states, the encoder has \(config.numLayers + 1)")
+        }
+        guard BinaryReadout.supportedLabels.contains(config.numLabels) else {
+            throw fail("config.json names \(config.numLabels) labels: a hate-speech head has 1 logit (sigmoid) or 2 (softmax)")
+        }
         let settings = SankshepSettings.read(from: directory)
         let tokenizer = try BertTokenizer(directory: directory)
         let network = SequenceClassifier(shape: EncoderShape(config), head: head.head, numLabels: config.numLabels,
