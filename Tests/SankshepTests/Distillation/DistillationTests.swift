@@ -304,3 +304,30 @@ struct TwoLabelTeacherTests {
         #expect(zip(moved[..<half], moved[half...]).allSatisfy { abs($0 + $1) <= 1e-6 + 1e-3 * abs($0) })
     }
 }
+
+@Suite("Knowledge distillation from a seed folder's teacher")
+struct SeedTeacherTests {
+    @Test("a student of the teacher's layers under a use_multi_layers head needs enough layers, else one line names the option")
+    func multiLayerHeadNeedsLayers() throws {
+        let teacher = try Classifier.load(from: Fixtures.url("heads/seed-pretrained-bert-multi"))
+        #expect(throws: DistillationError.self) { try StudentFactory.fromTeacherLayers(teacher, layers: [0]) }
+        let student = try StudentFactory.fromTeacherLayers(teacher, layers: [0, 2, 1])
+        #expect(student.network.head == .seedMLP(hidden: 256, layers: 4))
+    }
+
+    @Test("a mean-pooling seed teacher distils into a student of its layers, which keeps its head and pooling")
+    func meanPoolingTeacherDistils() throws {
+        let teacher = try Classifier.load(from: Fixtures.url("heads/seed-pretrained-distilbert-mean"))
+        let reference = try ClassifierHeadsTests.Reference.read("seed-pretrained-distilbert-mean")
+        let student = try StudentFactory.fromTeacherLayers(teacher, layers: [0])
+        let rows = Array(reference.sequences.indices)
+        let outcome = try DistillationStage(stage: DistillStage(method: .hidden))
+            .distill(teacher: teacher, student: student, texts: reference.texts, teacherSequences: reference.sequences,
+                     labels: [1, 0, 1, 0, 1], train: rows, validation: rows, settings: Tiny.settings(), maxLength: 32,
+                     checkpoint: nil, resume: false)
+        #expect(outcome.student.network.effectivePooling == .mean)
+        for row in rows {
+            #expect(abs(Double(BinaryReadout.probability(outcome.cache[row].logit)) - reference.probabilities[row]) <= 1e-5)
+        }
+    }
+}

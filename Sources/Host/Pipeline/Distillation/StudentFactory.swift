@@ -60,6 +60,10 @@ enum StudentFactory {
         guard !layers.isEmpty, let bad = Optional(layers.filter { $0 < 0 || $0 >= teacherLayers }), bad.isEmpty else {
             throw DistillationError("--student_layers \(layers.map(String.init).joined(separator: ",")): the teacher has layers 0…\(teacherLayers - 1)")
         }
+        let headLayers = teacher.network.head.inputLayers
+        guard headLayers <= layers.count + 1 else {
+            throw DistillationError("--student_layers \(layers.map(String.init).joined(separator: ",")): the teacher's head reads the last \(headLayers) hidden states (use_multi_layers), so a student of its layers needs at least \(headLayers - 1)")
+        }
         var config = teacher.config
         config.numLayers = layers.count
         // A head-pruned teacher: student layer i has the heads of teacher layer layers[i].
