@@ -23,7 +23,7 @@ struct ClassifierHeadsTests {
     }
 
     static let fixtures = ["bert-2label", "bert-2label-named", "bert-2label-reversed", "distilbert-2label", "distilbert-2label-named",
-                           "seed-final-bert", "seed-pretrained-distilbert-mean", "seed-pretrained-bert-multi"]
+                           "seed-final-bert", "seed-final-distilbert-2label", "seed-pretrained-distilbert-mean", "seed-pretrained-bert-multi"]
 
     static func maxDifference(_ ours: [Float], _ theirs: [Double]) -> Double {
         zip(ours, theirs).reduce(0) { max($0, abs(Double($1.0) - $1.1)) }
@@ -148,7 +148,7 @@ struct ClassifierHeadsTests {
 @Suite("Heads users bring, trained as the teacher", .serialized)
 struct BroughtTeacherTests {
     @Test("sankshep run --model_path <folder> trains the folder's own head and pooling, and saves a teacher that reloads with them",
-          arguments: ["seed-final-bert", "seed-pretrained-distilbert-mean", "seed-pretrained-bert-multi", "bert-2label-reversed"])
+          arguments: ["seed-final-distilbert-2label", "seed-pretrained-distilbert-mean", "seed-pretrained-bert-multi", "bert-2label-reversed"])
     func baselineTrainsBroughtModel(_ fixture: String) throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
