@@ -148,7 +148,7 @@ final class Classifier {
         guard config.numLabels == 2, BinaryReadout.positiveIndex(id2label: names) == 0,
               let weight = weights[outputName], let bias = weights[String(outputName.dropLast(".weight".count)) + ".bias"],
               bias.count == 2, let zero = names[0], let one = names[1], zero != one else { return }
-        logger?.notice("\(configFile): id2label makes index 0 (\"\(zero)\") the positive class; its head is read with index 1 as the positive class")
+        logger?.notice("\(configFile): id2label makes index 0 (\"\(zero)\") the positive class; its two rows are swapped so that index 1 is")
         let width = weight.count / 2
         weights[outputName] = Tensor(shape: weight.shape, scalars: Array(weight.scalars[width...] + weight.scalars[..<width]))
         weights[String(outputName.dropLast(".weight".count)) + ".bias"] = Tensor(shape: bias.shape, scalars: [bias.scalars[1], bias.scalars[0]])
