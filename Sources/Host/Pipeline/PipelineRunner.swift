@@ -13,8 +13,8 @@ protocol DeployableModel: AnyObject {
     var nonZeroParameterCount: Int { get }
     /// The longest input the model reads (its position embeddings), [CLS] and [SEP] included.
     var maxPositions: Int { get }
-    /// Positive-class probabilities of `rows` (indices into `sequences`, ids of this model's own
-    /// tokenizer), in that order. Throws when an id or length is outside what the model reads.
+    /// Probabilities of hate speech (`BinaryReadout`) of `rows` (indices into `sequences`, ids of this
+    /// model's own tokenizer), in that order. Throws when an id or length is outside what the model reads.
     func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) throws -> [Float]
     /// Writes the model folder (weights, config, tokenizer, sankshep.json) atomically, file by file.
     func save(to directory: URL, extra: [String: String]) throws
@@ -130,8 +130,9 @@ struct PipelineRunner {
         try provenance.write(to: final)
         let extra = SankshepSettings.read(from: final)?.extra ?? [:]
         let exports = [extra["export"], extra["export_compressed_tensors"]].compactMap { $0 }
+        let headLabels = (try? ModelConfig.read(final.appendingPathComponent("config.json")))?.numLabels ?? 1
         try AtomicFile.write(Data(ModelCard.markdown(title: recipe.stageTag, provenance: provenance, rows: summary.rows,
-                                                     final: summary.rows.last!, exports: exports).utf8),
+                                                     final: summary.rows.last!, exports: exports, labels: headLabels).utf8),
                              to: final.appendingPathComponent("README.md"))
         try writeReport(summary: summary, baseline: baseline, provenance: provenance, context: context)
         return (baseline, summary)

@@ -66,8 +66,9 @@ struct Provenance: Encodable {
 enum ModelCard {
     /// `exports` are the folder's Hugging Face sub-folders of a quantized model (`transformers`,
     /// `compressed-tensors`): the folder itself is then Sankshep's quantized format, not transformers'.
+    /// `labels` is the head's logits: 1 (sigmoid) or 2 (softmax, hate speech at index 1; `BinaryReadout`).
     static func markdown(title: String, provenance: Provenance, rows: [StageSummaryRow], final: StageSummaryRow,
-                         exports: [String] = []) -> String {
+                         exports: [String] = [], labels: Int = 1) -> String {
         func f(_ value: Double?, _ digits: Int = 4) -> String { value.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
         var lines = [
             "---",
@@ -79,7 +80,8 @@ enum ModelCard {
             "",
             "# \(title)",
             "",
-            "A Bangla hate-speech classifier (one logit; sigmoid > threshold means hate speech) made by Sankshep",
+            labels == 2 ? "A Bangla hate-speech classifier (two logits; softmax of index 1 > threshold means hate speech) made by Sankshep"
+                : "A Bangla hate-speech classifier (one logit; sigmoid > threshold means hate speech) made by Sankshep",
             "with the recipe `\(provenance.recipe)`: \(provenance.stages.map(\.label).joined(separator: " → ")).",
             "",
             "## Data",
@@ -117,7 +119,7 @@ enum ModelCard {
             "tokenizer = AutoTokenizer.from_pretrained(\"\(([title] + exports.prefix(1)).joined(separator: "/"))\")",
             "model = AutoModelForSequenceClassification.from_pretrained(\"\(([title] + exports.prefix(1)).joined(separator: "/"))\")",
             "batch = tokenizer([\"…\"], return_tensors=\"pt\", truncation=True, max_length=128)",
-            "probability = torch.sigmoid(model(**batch).logits[:, 0])",
+            labels == 2 ? "probability = torch.softmax(model(**batch).logits, dim=-1)[:, 1]" : "probability = torch.sigmoid(model(**batch).logits[:, 0])",
             "is_hate = probability > \(f(final.threshold, 2))",
             "```",
             "",
