@@ -129,7 +129,18 @@ struct PipelineRunner {
                                                      final: summary.rows.last!, exports: exports).utf8),
                              to: final.appendingPathComponent("README.md"))
         try writeReport(summary: summary, baseline: baseline, provenance: provenance, context: context)
+        try logArtifacts(context)
         return (baseline, summary)
+    }
+
+    /// The job's summaries and report, as artifacts of its run (copies of the files in --output_dir).
+    private func logArtifacts(_ context: RunContext) throws {
+        let names = ["fold_summary_\(context.tag).csv", "best_metrics_\(context.tag).csv",
+                     "pipeline_summary_\(context.tag).csv", HTMLReport.fileName]
+        for name in names {
+            let file = context.outputDirectory.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: file.path) { try context.jobRun.logArtifact(file) }
+        }
     }
 
     private func makeProvenance(summary: PipelineSummary, baseline: BaselineOutcome, context: RunContext) throws -> Provenance {
@@ -144,7 +155,7 @@ struct PipelineRunner {
         let dataURL = URL(fileURLWithPath: context.parameters["data_path"] ?? "")
         return Provenance(sankshepVersion: Sankshep.configuration.version, recipe: recipe.name,
                           createdAt: ISO8601DateFormatter().string(from: Date()), seed: settings.seed,
-                          dataPath: dataURL.path, dataRows: context.dataset.count,
+                          author: context.author, dataPath: dataURL.path, dataRows: context.dataset.count,
                           dataSHA256: (try? Provenance.sha256(of: dataURL)) ?? "", heldOutRows: baseline.heldOut.count,
                           teacherFold: baseline.bestFold, stages: stages)
     }
@@ -176,13 +187,14 @@ struct PipelineRunner {
                                   teacherSizeBytes: teacherSize, latencyMsBatch1: latency.batch1, latencyMsBatch32: latency.batch32)
         // One MLflow run per stage; a resumed pipeline measures again into the same run.
         let runFile = context.checkpointDirectory.appendingPathComponent("stage-\(stage).mlflow-run")
-        let run: MLflowRun
+        let run: any TrackingRun
         if let runID = try? String(contentsOf: runFile, encoding: .utf8),
            let existing = try? context.tracking.resumeRun(experimentID: context.experimentID, runID: runID) {
             run = existing
         } else {
             run = try context.tracking.startRun(experimentID: context.experimentID, name: "stage-\(stage)",
-                                                tags: ["sankshep.stage": stage, "sankshep.tag": context.tag])
+                                                tags: ["sankshep.stage": stage, "sankshep.tag": context.tag],
+                                                parentRunID: context.jobRun.runID)
             try run.logParams(context.parameters)
             try AtomicFile.write(Data(run.runID.utf8), to: runFile)
         }
