@@ -105,10 +105,10 @@ struct MLflowHTTP: Sendable {
             guard let response else { return .failure(TrackingHTTPError(kind: .unreachable, message: "no HTTP answer")) }
             let body = data ?? Data()
             if (200..<300).contains(response.statusCode) { return .success(body) }
+            // MLflow answers errors as JSON; anything else (a proxy's HTML page) is named by its status.
             let parsed = try? JSONDecoder().decode(ErrorBody.self, from: body)
-            let text = parsed?.message ?? String(decoding: body.prefix(200), as: UTF8.self)
-                .replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)
-            let message = text.isEmpty ? HTTPURLResponse.localizedString(forStatusCode: response.statusCode) : text
+            let message = parsed?.message?.replacingOccurrences(of: "\n", with: " ")
+                ?? HTTPURLResponse.localizedString(forStatusCode: response.statusCode)
             let retryable = response.statusCode >= 500 || response.statusCode == 429 || response.statusCode == 408
             return .failure(TrackingHTTPError(kind: retryable ? .unreachable : .refused, status: response.statusCode,
                                               code: parsed?.errorCode, message: message))

@@ -129,6 +129,21 @@ struct MLflowStoreTests {
         #expect(try read(run.directory.appendingPathComponent("metrics/loss")) == "1700000001000 0.5 0\n1700000002000 0.25 1\n")
     }
 
+    @Test("an artifact is copied into the run's artifacts folder, under its sub-folder when given")
+    func artifact() throws {
+        let store = try MLflowStore(root: try freshRoot("artifact"), user: "tester")
+        let run = try store.startRun(experimentID: "0", name: "a")
+        let file = store.root.deletingLastPathComponent().appendingPathComponent("summary.csv")
+        try Data("stage,f1\nbaseline,0.5\n".utf8).write(to: file)
+        try run.logArtifact(file)
+        try run.logArtifact(file, directory: "tables")
+        #expect(try read(run.directory.appendingPathComponent("artifacts/summary.csv")) == "stage,f1\nbaseline,0.5\n")
+        #expect(try read(run.directory.appendingPathComponent("artifacts/tables/summary.csv")) == "stage,f1\nbaseline,0.5\n")
+        #expect(throws: TrackingError.self) { try run.logArtifact(file, directory: "../escape") }
+        #expect(try read(run.directory.appendingPathComponent("tags/mlflow.user")) == "tester")
+        #expect(try yaml(run.directory.appendingPathComponent("meta.yaml"))["user_id"] as? String == "tester")
+    }
+
     @Test("nested runs carry their parent's id in mlflow.parentRunId")
     func nested() throws {
         let store = try MLflowStore(root: try freshRoot("nested"))
