@@ -4,7 +4,7 @@
         --job baseline --user tester --folds 2 --artifact fold_summary_baseline.csv --artifact report.html
 
 Finds the job's run (named by its tag) and checks: it is FINISHED, has params, its `mlflow.user` tag,
-and the named artifacts (downloaded through the server, non-empty); every other run of the experiment
+the final model's `macro_f1` and the baseline's `cv_mean_macro_f1`, and the named artifacts (downloaded through the server, non-empty); every other run of the experiment
 whose `sankshep.tag` is the job's is nested under it (`mlflow.parentRunId`), is FINISHED and carries
 the same user; there are `--folds` fold runs, each with a per-epoch `val_macro_f1` history of
 `--epochs` values at steps 1…epochs, and one `stage-<label>` run per `--stage`. Prints a summary line
@@ -61,6 +61,9 @@ def main() -> int:
             return fail(f"run {info.run_name!r} has no params")
         if run is not job and data.tags.get("mlflow.parentRunId") != job.info.run_id:
             return fail(f"run {info.run_name!r} is not nested under the job's run")
+
+    if "macro_f1" not in job.data.metrics or "cv_mean_macro_f1" not in job.data.metrics:
+        return fail(f"the job's run has metrics {sorted(job.data.metrics)}, not the final model's macro_f1 and cv_mean_macro_f1")
 
     folds = [run for run in children if run.info.run_name.startswith("baseline-fold-")]
     if len(folds) != args.folds:

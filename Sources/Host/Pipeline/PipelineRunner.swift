@@ -129,12 +129,20 @@ struct PipelineRunner {
                                                      final: summary.rows.last!, exports: exports).utf8),
                              to: final.appendingPathComponent("README.md"))
         try writeReport(summary: summary, baseline: baseline, provenance: provenance, context: context)
-        try logArtifacts(context)
+        try logJobResults(final: summary.rows.last!, baseline: baseline, context: context)
         return (baseline, summary)
     }
 
-    /// The job's summaries and report, as artifacts of its run (copies of the files in --output_dir).
-    private func logArtifacts(_ context: RunContext) throws {
+    /// On the job's run: the final model's held-out metrics, the baseline's mean cross-validated
+    /// macro-F1, and the summaries and report as artifacts (copies of the files in --output_dir).
+    private func logJobResults(final row: StageSummaryRow, baseline: BaselineOutcome, context: RunContext) throws {
+        var metrics = ["accuracy": row.accuracy, "precision": row.precision, "recall": row.recall, "f1": row.f1,
+                       "macro_f1": row.macroF1, "threshold": row.threshold, "size_mb": row.sizeMB,
+                       "compression_ratio": row.compressionRatio, "latency_ms_batch1": row.latencyMsBatch1,
+                       "latency_ms_batch32": row.latencyMsBatch32,
+                       "cv_mean_macro_f1": baseline.folds.map(\.sweepBest.macroF1).reduce(0, +) / Double(max(baseline.folds.count, 1))]
+        if let rocAUC = row.rocAUC { metrics["roc_auc"] = rocAUC }
+        try context.jobRun.logMetrics(metrics, step: 0)
         let names = ["fold_summary_\(context.tag).csv", "best_metrics_\(context.tag).csv",
                      "pipeline_summary_\(context.tag).csv", HTMLReport.fileName]
         for name in names {

@@ -133,7 +133,9 @@ struct MLflowStoreTests {
     func artifact() throws {
         let store = try MLflowStore(root: try freshRoot("artifact"), user: "tester")
         let run = try store.startRun(experimentID: "0", name: "a")
-        let file = store.root.deletingLastPathComponent().appendingPathComponent("summary.csv")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sankshep-artifact-\(UUID().uuidString)/summary.csv")
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: file.deletingLastPathComponent()) }
         try Data("stage,f1\nbaseline,0.5\n".utf8).write(to: file)
         try run.logArtifact(file)
         try run.logArtifact(file, directory: "tables")
