@@ -121,7 +121,9 @@ struct MLflowStore: TrackingStore {
 
     /// The login user: who runs are by when no `--author_name` is given.
     static var userName: String {
-        ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "unknown"
+        let environment = ProcessInfo.processInfo.environment
+        let name = environment["USER"] ?? environment["LOGNAME"] ?? NSUserName()
+        return name.isEmpty ? "unknown" : name
     }
 
     /// MLflow's own URI form for a local folder.
