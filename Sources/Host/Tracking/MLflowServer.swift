@@ -85,16 +85,26 @@ struct MLflowServer: TrackingStore {
         do {
             guard let data = try outbox.exchange(request, onFailure: started ? .keep : .raise) else {
                 // The server went away: the run's calls are kept under a local id for the unsent file.
-                return MLflowServerRun(server: self, runID: "unsent-" + UUID().uuidString.lowercased(), name: name,
-                                       experimentID: experimentID, artifactURI: nil, delivered: false)
+                return unsentRun(name: name, experimentID: experimentID)
             }
-            let info = try decode(RunAnswer.self, data).run.info
+            guard let info = try? decode(RunAnswer.self, data).run.info else {
+                let error = TrackingHTTPError(kind: .refused, message: "the answer to runs/create is not MLflow's REST API")
+                guard started else { throw error }
+                outbox.keep(request, reason: error.message)
+                return unsentRun(name: name, experimentID: experimentID)
+            }
             state.markStarted()
             return MLflowServerRun(server: self, runID: info.runID, name: name, experimentID: info.experimentID,
                                    artifactURI: info.artifactURI, delivered: true)
         } catch let error as TrackingHTTPError {
             throw failure(error, doing: "start the run '\(name)'")
         }
+    }
+
+    /// A run the server did not create: its calls are kept, under a local id, for the unsent file.
+    private func unsentRun(name: String, experimentID: String) -> MLflowServerRun {
+        MLflowServerRun(server: self, runID: "unsent-" + UUID().uuidString.lowercased(), name: name,
+                        experimentID: experimentID, artifactURI: nil, delivered: false)
     }
 
     func resumeRun(experimentID: String, runID: String) throws -> MLflowServerRun {

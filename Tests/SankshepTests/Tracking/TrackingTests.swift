@@ -38,6 +38,20 @@ struct TrackingTests {
         #expect(hostless?.description == "--mlflow_tracking_uri: 'http://' is not a valid http(s) URL")
     }
 
+    @Test("the author defaults to the login user and the experiment to the seed's; empty names are refused in one line")
+    func names() throws {
+        let defaults = try TrackingOptions.parse([])
+        #expect(defaults.author == MLflowStore.userName && !defaults.author.isEmpty)
+        #expect(defaults.mlflowExperimentName == "Bangla-HateSpeech-Detection")
+        #expect(try TrackingOptions.parse(["--author_name", "ann"]).author == "ann")
+        for option in ["--author_name", "--mlflow_experiment_name"] {
+            #expect(throws: (any Error).self) { _ = try RunCommand.parseAsRoot([option, " "]) }
+            do { _ = try RunCommand.parseAsRoot([option, " "]) } catch {
+                #expect(RunCommand.message(for: error).hasPrefix("\(option): give a name"))
+            }
+        }
+    }
+
     @Test("credentials are MLflow's: basic auth when user and password are set, else a bearer token")
     func credentials() {
         #expect(TrackingCredentials.authorization(environment: [:]) == nil)
