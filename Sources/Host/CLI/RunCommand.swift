@@ -123,7 +123,9 @@ struct RunCommand: ParsableCommand {
         }
         let prototype = try makeTeacher()
         logger.info("teacher: \(preset.map { "preset \($0.name) (\($0.summary))" } ?? model.modelPath!), \(prototype.parameterCount) parameters")
-        let sequences = dataset.texts.map { prototype.tokenizer.encode($0, maxLength: data.maxLength) }
+        let corpus = TokenizedCorpus(texts: dataset.texts, maxLength: data.maxLength)
+        // Tokenized now, so a tokenizer the model cannot read fails before any training.
+        _ = try corpus.sequences(for: prototype)
 
         let (folds, foldReport) = try Folds.kFold(texts: dataset.texts, labels: dataset.labels, k: training.numFolds,
                                                   stratification: training.stratificationType, seed: UInt64(training.seed))
@@ -132,7 +134,7 @@ struct RunCommand: ParsableCommand {
         let parameters = runParameters(settings: settings, preset: preset, dataURL: dataURL)
         if logsParams { try jobRun.logParams(parameters) }
         let context = RunContext(
-            outputDirectory: outputDirectory, tag: tag, dataset: dataset, sequences: sequences, folds: folds,
+            outputDirectory: outputDirectory, tag: tag, dataset: dataset, corpus: corpus, folds: folds,
             foldReport: foldReport, resume: output.resume, tracking: store, experimentID: experimentID, jobRun: jobRun,
             author: tracking.author, parameters: parameters, logger: logger)
 

@@ -6,8 +6,8 @@ struct RunContext {
     let outputDirectory: URL
     let tag: String
     let dataset: CommentDataset
-    /// Token ids of every row, by the teacher's tokenizer.
-    let sequences: [[Int]]
+    /// The comments, tokenized on demand by each model's own tokenizer.
+    let corpus: TokenizedCorpus
     let folds: [FoldSplit]
     let foldReport: FoldReport
     let resume: Bool
@@ -80,7 +80,7 @@ struct BaselineStage {
             let label = "baseline fold \(fold + 1)/\(context.folds.count)"
             let run = try mlflowRun(context, name: "baseline-fold-\(fold + 1)", directory: directory, fold: fold)
             let trainer = Trainer(settings: settings, logger: logger)
-            let result = try trainer.train(classifier, sequences: context.sequences, labels: labels, train: split.train,
+            let result = try trainer.train(classifier, sequences: context.corpus.sequences(for: classifier), labels: labels, train: split.train,
                                            validation: split.validation, label: label,
                                            checkpoint: directory.appendingPathComponent("fold-\(fold + 1).checkpoint.safetensors"),
                                            resume: context.resume, onEpoch: { record in
