@@ -4,7 +4,8 @@
     python scripts/mlflow_test_server.py forward --to 5000         a TCP forwarder to port 5000
 
 `server` starts `python -m mlflow server` with a SQLite backend (<root>/mlflow.db) and proxied artifacts
-(<root>/artifacts) on a free port, waits until /health answers, and prints its URL on one line.
+(<root>/artifacts) on a free port, waits until /health answers, and prints its URL on one line; <root>
+is removed when it stops (it stays, with its server.log, when the server does not start).
 `forward` prints its own URL at once: stopping it is a server that went away mid-job, while the real
 server behind it keeps what was logged before. Either ends, with everything it started, when its
 standard input closes (the test stopped it, or the test process died), so no server outlives a test.
@@ -12,6 +13,7 @@ standard input closes (the test stopped it, or the test process died), so no ser
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -53,7 +55,13 @@ def serve(root: str, timeout: float) -> int:
             os.killpg(server.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    exit_when_stdin_closes(stop)
+
+    def stop_and_clean():
+        stop()
+        server.wait()
+        shutil.rmtree(root, ignore_errors=True)
+    exit_when_stdin_closes(stop_and_clean)
+
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -64,8 +72,8 @@ def serve(root: str, timeout: float) -> int:
             with urllib.request.urlopen(url + "/health", timeout=2) as answer:
                 if answer.status == 200:
                     print(url, flush=True)
-                    server.wait()
-                    return 0
+                    # Until standard input closes (its watcher stops the server, cleans up and exits).
+                    threading.Event().wait()
         except OSError:
             time.sleep(0.25)
     stop()

@@ -27,15 +27,18 @@ struct MLflowServerTests {
         }
     }
 
-    @Test("a slice run logs its experiment, fold and stage runs, params, per-epoch metrics, author and artifacts to the server",
+    @Test("a slice run logs its experiment, fold and stage runs, params, per-epoch metrics, author and artifacts to the server, and a resumed run continues the same runs",
           .enabled(if: PythonEnvironment.available))
     func sliceRun() throws {
         let server = try MLflowTestServer.url()
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        try run(Self.slice + ["--pipeline", "baseline_quant", "--quant_method", "fp16", "--output_dir", folder.path,
-                              "--mlflow_tracking_uri", server.absoluteString, "--author_name", "tester",
-                              "--mlflow_experiment_name", "slice-run"])
+        let arguments = Self.slice + ["--pipeline", "baseline_quant", "--quant_method", "fp16", "--output_dir", folder.path,
+                                      "--mlflow_tracking_uri", server.absoluteString, "--author_name", "tester",
+                                      "--mlflow_experiment_name", "slice-run"]
+        try run(arguments)
+        // Every stage is complete: the resumed job reopens its runs (and finishes them again), starts none.
+        try run(arguments + ["--resume"])
         // Nothing went to a file store, and every call was delivered.
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
         #expect(!files.contains("mlruns"))
@@ -46,26 +49,11 @@ struct MLflowServerTests {
                                artifacts: ["fold_summary_baseline_quant.csv", "best_metrics_baseline_quant.csv",
                                            "pipeline_summary_baseline_quant.csv", "report.html"])
         #expect(result.status == 0, "\(result.standardOutput)\n\(result.standardError)")
-        #expect(result.standardOutput.contains("ok: job 'baseline_quant' with 4 nested runs"))
+        #expect(result.standardOutput.contains("ok: job 'baseline_quant' with 4 nested runs"))   // check counts one job run
 
         // The provenance names the author too.
         let provenance = try String(contentsOf: folder.appendingPathComponent("final_quantized_teacher/provenance.json"), encoding: .utf8)
         #expect(provenance.contains("\"author\" : \"tester\""))
-    }
-
-    @Test("a resumed job continues its runs on the server instead of starting new ones", .enabled(if: PythonEnvironment.available))
-    func resumedJob() throws {
-        let server = try MLflowTestServer.url()
-        let folder = try Fixtures.temporaryFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let arguments = Self.slice + ["--output_dir", folder.path, "--mlflow_tracking_uri", server.absoluteString,
-                                      "--author_name", "tester", "--mlflow_experiment_name", "resumed"]
-        try run(arguments)
-        try run(arguments + ["--resume"])
-        let result = try check(server, experiment: "resumed", job: "baseline", user: "tester", stages: ["baseline"],
-                               artifacts: ["report.html"])
-        #expect(result.status == 0, "\(result.standardOutput)\n\(result.standardError)")
-        #expect(result.standardOutput.contains("ok: job 'baseline' with 3 nested runs"))
     }
 
     @Test("a server that cannot be reached at start stops the job in one line, before any data is read")
