@@ -22,6 +22,10 @@ struct MLflowServer: TrackingStore {
     let outbox: MLflowOutbox
     private let state = StartState()
 
+    /// The REST API's tracking endpoints, and the artifact proxy's, below the tracking URI.
+    static let api = "/api/2.0/mlflow/"
+    static let artifactsAPI = "/api/2.0/mlflow-artifacts/artifacts/"
+
     /// In --output_dir: the calls that could not be delivered, one JSON object a line.
     static let unsentFileName = "mlflow_unsent.jsonl"
 
@@ -41,7 +45,7 @@ struct MLflowServer: TrackingStore {
         guard !name.isEmpty else { throw TrackingError(path: uri.absoluteString, problem: "an experiment needs a name") }
         if let found = try lookUpExperiment(name) { return found }
         do {
-            let data = try outbox.exchange(Self.post("/api/2.0/mlflow/experiments/create", ["name": name]), onFailure: .raise)
+            let data = try outbox.exchange(Self.post(Self.api + "experiments/create", ["name": name]), onFailure: .raise)
             return try decode(CreatedExperiment.self, data).experimentID
         } catch let error as TrackingHTTPError where error.code == "RESOURCE_ALREADY_EXISTS" {
             // Created by another job since the lookup.
@@ -56,7 +60,7 @@ struct MLflowServer: TrackingStore {
         var components = URLComponents()
         components.queryItems = [URLQueryItem(name: "experiment_name", value: name)]
         let query = components.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B") ?? ""
-        let request = TrackingRequest(method: "GET", path: "/api/2.0/mlflow/experiments/get-by-name?" + query)
+        let request = TrackingRequest(method: "GET", path: Self.api + "experiments/get-by-name?" + query)
         do {
             let experiment = try decode(FoundExperiment.self, outbox.exchange(request, onFailure: .raise)).experiment
             guard experiment.lifecycleStage != "deleted" else {
@@ -77,7 +81,7 @@ struct MLflowServer: TrackingStore {
         allTags["mlflow.source.type"] = "LOCAL"
         allTags["mlflow.source.name"] = "sankshep"
         if let parentRunID { allTags["mlflow.parentRunId"] = parentRunID }
-        var request = Self.post("/api/2.0/mlflow/runs/create", CreateRun(
+        var request = Self.post(Self.api + "runs/create", CreateRun(
             experimentID: experimentID, userID: user, runName: name, startTime: MLflowStore.milliseconds(startTime),
             tags: allTags.sorted { $0.key < $1.key }.map { KeyValue(key: $0.key, value: $0.value) }))
         request.runName = name
@@ -111,7 +115,7 @@ struct MLflowServer: TrackingStore {
         let query = runID.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? runID
         let info: RunInfo
         do {
-            info = try decode(RunAnswer.self, outbox.exchange(TrackingRequest(method: "GET", path: "/api/2.0/mlflow/runs/get?run_id=" + query),
+            info = try decode(RunAnswer.self, outbox.exchange(TrackingRequest(method: "GET", path: Self.api + "runs/get?run_id=" + query),
                                                                onFailure: .raise)).run.info
         } catch let error as TrackingHTTPError {
             throw failure(error, doing: "resume the run \(runID)")
@@ -267,7 +271,7 @@ struct MLflowServerRun: TrackingRun {
         let pairs = params.sorted { $0.key < $1.key }.map { MLflowServer.KeyValue(key: $0.key, value: $0.value) }
         for start in stride(from: 0, to: pairs.count, by: MLflowServer.maxParamsOrTagsPerBatch) {
             let chunk = Array(pairs[start..<min(start + MLflowServer.maxParamsOrTagsPerBatch, pairs.count)])
-            send(MLflowServer.post("/api/2.0/mlflow/runs/log-batch", MLflowServer.LogBatch(runID: runID, params: chunk)))
+            send(MLflowServer.post(MLflowServer.api + "runs/log-batch", MLflowServer.LogBatch(runID: runID, params: chunk)))
         }
     }
 
@@ -278,12 +282,12 @@ struct MLflowServerRun: TrackingRun {
         }
         for start in stride(from: 0, to: values.count, by: MLflowServer.maxMetricsPerBatch) {
             let chunk = Array(values[start..<min(start + MLflowServer.maxMetricsPerBatch, values.count)])
-            send(MLflowServer.post("/api/2.0/mlflow/runs/log-batch", MLflowServer.LogBatch(runID: runID, metrics: chunk)))
+            send(MLflowServer.post(MLflowServer.api + "runs/log-batch", MLflowServer.LogBatch(runID: runID, metrics: chunk)))
         }
     }
 
     func setTag(_ key: String, _ value: String) throws {
-        send(MLflowServer.post("/api/2.0/mlflow/runs/log-batch",
+        send(MLflowServer.post(MLflowServer.api + "runs/log-batch",
                                MLflowServer.LogBatch(runID: runID, tags: [MLflowServer.KeyValue(key: key, value: value)])))
     }
 
@@ -295,10 +299,8 @@ struct MLflowServerRun: TrackingRun {
         let relative = ([folder].compactMap { $0 } + [file.lastPathComponent]).joined(separator: "/")
         var request = TrackingRequest(method: "PUT", path: "", body: data, contentType: Self.contentType(of: file))
         request.file = file
-        guard let artifactURI else {
-            request.path = "/api/2.0/mlflow-artifacts/artifacts/\(experimentID)/\(runID)/artifacts/\(relative)"
-            return send(request)
-        }
+        // A run's artifacts are below `<experiment>/<run>/artifacts` of the proxy unless its answer said otherwise.
+        let artifactURI = artifactURI ?? "mlflow-artifacts:/\(experimentID)/\(runID)/artifacts"
         switch Self.artifactDestination(artifactURI: artifactURI, relativePath: relative) {
         case .proxy(let path):
             request.path = path
@@ -321,7 +323,7 @@ struct MLflowServerRun: TrackingRun {
     }
 
     func update(status: TrackingRunStatus, endTime: Date?) {
-        send(MLflowServer.post("/api/2.0/mlflow/runs/update", MLflowServer.UpdateRun(
+        send(MLflowServer.post(MLflowServer.api + "runs/update", MLflowServer.UpdateRun(
             runID: runID, status: status.name, endTime: endTime.map(MLflowStore.milliseconds))))
     }
 
@@ -358,10 +360,10 @@ struct MLflowServerRun: TrackingRun {
             }
             while rest.hasPrefix("/") { rest.removeFirst() }
             while rest.hasSuffix("/") { rest.removeLast() }
-            return .proxy("/api/2.0/mlflow-artifacts/artifacts/\(rest)/\(encoded)")
+            return .proxy(MLflowServer.artifactsAPI + "\(rest)/\(encoded)")
         }
         // An http(s) artifact root that is the proxy's own address.
-        let anchor = "/api/2.0/mlflow-artifacts/artifacts/"
+        let anchor = MLflowServer.artifactsAPI
         if artifactURI.hasPrefix("http://") || artifactURI.hasPrefix("https://"), let range = artifactURI.range(of: anchor) {
             var rest = String(artifactURI[range.upperBound...])
             while rest.hasSuffix("/") { rest.removeLast() }
