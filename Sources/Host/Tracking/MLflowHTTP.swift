@@ -105,9 +105,12 @@ struct MLflowHTTP: Sendable {
             guard let response else { return .failure(TrackingHTTPError(kind: .unreachable, message: "no HTTP answer")) }
             let body = data ?? Data()
             if (200..<300).contains(response.statusCode) { return .success(body) }
-            // MLflow answers errors as JSON; anything else (a proxy's HTML page) is named by its status.
+            // MLflow answers errors as JSON, its security checks as one line of text; anything else (a
+            // proxy's HTML page) is named by its status.
             let parsed = try? JSONDecoder().decode(ErrorBody.self, from: body)
-            let message = parsed?.message?.replacingOccurrences(of: "\n", with: " ")
+            let text = String(decoding: body.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let plain = !text.isEmpty && !text.contains("<") && !text.contains("\n") ? text : nil
+            let message = parsed?.message?.replacingOccurrences(of: "\n", with: " ") ?? plain
                 ?? HTTPURLResponse.localizedString(forStatusCode: response.statusCode)
             let retryable = response.statusCode >= 500 || response.statusCode == 429 || response.statusCode == 408
             return .failure(TrackingHTTPError(kind: retryable ? .unreachable : .refused, status: response.statusCode,

@@ -159,6 +159,8 @@ struct MLflowServer: TrackingStore {
         switch (error.kind, error.status) {
         case (.unreachable, _):
             hint = "; start the server, or unset MLFLOW_TRACKING_URI / --mlflow_tracking_uri to log to the file store in --output_dir"
+        case (_, 403?) where error.message.contains("Host header"):
+            hint = "; the server accepts only the host names of its --allowed-hosts: start it with this address among them"
         case (_, 401?), (_, 403?):
             hint = "; check MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
         case (_, 404?) where error.code == nil:
