@@ -148,7 +148,8 @@ struct PipelineRunner {
                        "cv_mean_macro_f1": baseline.folds.map(\.sweepBest.macroF1).reduce(0, +) / Double(max(baseline.folds.count, 1))]
         if let rocAUC = row.rocAUC { metrics["roc_auc"] = rocAUC }
         try context.jobRun.logMetrics(metrics, step: 0)
-        let names = ["fold_summary_\(context.tag).csv", "best_metrics_\(context.tag).csv",
+        // The fold assignment is there when the run wrote one.
+        let names = ["folds_\(context.tag).csv", "fold_summary_\(context.tag).csv", "best_metrics_\(context.tag).csv",
                      "pipeline_summary_\(context.tag).csv", HTMLReport.fileName]
         for name in names {
             let file = context.outputDirectory.appendingPathComponent(name)
