@@ -61,8 +61,9 @@ struct RunCommand: ParsableCommand {
         let (store, experimentID) = try tracking.openStore(outputDirectory: outputDirectory)
         let (jobRun, isNewRun) = try startJobRun(store: store, experimentID: experimentID, tag: tag, outputDirectory: outputDirectory)
         do {
-            try runPipeline(recipe: recipe, methods: methods, registry: registry, stages: stages, tag: tag, outputDirectory: outputDirectory,
-                    store: store, experimentID: experimentID, jobRun: jobRun, logsParams: isNewRun, started: started, logger: logger)
+            try runPipeline(recipe: recipe, methods: methods, registry: registry, stages: stages, tag: tag,
+                            outputDirectory: outputDirectory, store: store, experimentID: experimentID, jobRun: jobRun,
+                            logsParams: isNewRun, started: started, logger: logger)
         } catch {
             try? jobRun.finish(status: .failed)
             if let warning = store.close() { logger.warning("\(warning)") }
@@ -86,9 +87,9 @@ struct RunCommand: ParsableCommand {
         return (run, true)
     }
 
-    private func runPipeline(recipe: Recipe, methods: [ResolvedMethod?], registry: PluginRegistry, stages: [CompressionStage], tag: String,
-                     outputDirectory: URL, store: any TrackingStore, experimentID: String, jobRun: any TrackingRun,
-                     logsParams: Bool, started: Date, logger: Logger) throws {
+    private func runPipeline(recipe: Recipe, methods: [ResolvedMethod?], registry: PluginRegistry, stages: [CompressionStage],
+                             tag: String, outputDirectory: URL, store: any TrackingStore, experimentID: String,
+                             jobRun: any TrackingRun, logsParams: Bool, started: Date, logger: Logger) throws {
         // Data.
         let dataURL = try data.dataPath.map { URL(fileURLWithPath: $0) } ?? BundledResources.defaultDataset()
         var csvOptions = CommentCSVOptions()

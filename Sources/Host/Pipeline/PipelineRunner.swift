@@ -134,7 +134,7 @@ struct PipelineRunner {
                                                      final: summary.rows.last!, exports: exports).utf8),
                              to: final.appendingPathComponent("README.md"))
         try writeReport(summary: summary, baseline: baseline, provenance: provenance, context: context)
-        try logJobResults(final: summary.rows.last!, baseline: baseline, context: context)
+        try logJobResults(final: summary.rows.last ?? teacherRow, baseline: baseline, context: context)
         return (baseline, summary)
     }
 
@@ -200,10 +200,11 @@ struct PipelineRunner {
         let row = StageSummaryRow(stage: stage, model: model.summary, metrics: metrics, parameters: model.parameterCount,
                                   nonZeroParameters: model.nonZeroParameterCount, sizeBytes: try weightsBytes(in: directory),
                                   teacherSizeBytes: teacherSize, latencyMsBatch1: latency.batch1, latencyMsBatch32: latency.batch32)
-        // One MLflow run per stage; a resumed pipeline measures again into the same run.
-        let runFile = context.checkpointDirectory.appendingPathComponent("stage-\(stage).mlflow-run")
+        // One MLflow run per stage of a job; a resumed job measures again into the same run (another
+        // job in the same folder, or one under another tag, starts its own under its own job run).
+        let runFile = context.checkpointDirectory.appendingPathComponent("stage-\(stage)-\(context.tag).mlflow-run")
         let run: any TrackingRun
-        if let runID = try? String(contentsOf: runFile, encoding: .utf8),
+        if context.resume, let runID = try? String(contentsOf: runFile, encoding: .utf8),
            let existing = try? context.tracking.resumeRun(experimentID: context.experimentID, runID: runID) {
             run = existing
         } else {
