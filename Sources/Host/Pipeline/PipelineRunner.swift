@@ -135,7 +135,27 @@ struct PipelineRunner {
                                                      final: summary.rows.last!, exports: exports, labels: headLabels).utf8),
                              to: final.appendingPathComponent("README.md"))
         try writeReport(summary: summary, baseline: baseline, provenance: provenance, context: context)
+        try logJobResults(final: summary.rows.last ?? teacherRow, baseline: baseline, context: context)
         return (baseline, summary)
+    }
+
+    /// On the job's run: the final model's held-out metrics, the baseline's mean cross-validated
+    /// macro-F1, and the summaries and report as artifacts (copies of the files in --output_dir).
+    private func logJobResults(final row: StageSummaryRow, baseline: BaselineOutcome, context: RunContext) throws {
+        var metrics = ["accuracy": row.accuracy, "precision": row.precision, "recall": row.recall, "f1": row.f1,
+                       "macro_f1": row.macroF1, "threshold": row.threshold, "size_mb": row.sizeMB,
+                       "compression_ratio": row.compressionRatio, "latency_ms_batch1": row.latencyMsBatch1,
+                       "latency_ms_batch32": row.latencyMsBatch32,
+                       "cv_mean_macro_f1": baseline.folds.map(\.sweepBest.macroF1).reduce(0, +) / Double(max(baseline.folds.count, 1))]
+        if let rocAUC = row.rocAUC { metrics["roc_auc"] = rocAUC }
+        try context.jobRun.logMetrics(metrics, step: 0)
+        // The fold assignment is there when the run wrote one.
+        let names = ["folds_\(context.tag).csv", "fold_summary_\(context.tag).csv", "best_metrics_\(context.tag).csv",
+                     "pipeline_summary_\(context.tag).csv", HTMLReport.fileName]
+        for name in names {
+            let file = context.outputDirectory.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: file.path) { try context.jobRun.logArtifact(file) }
+        }
     }
 
     private func makeProvenance(summary: PipelineSummary, baseline: BaselineOutcome, context: RunContext) throws -> Provenance {
@@ -150,7 +170,7 @@ struct PipelineRunner {
         let dataURL = URL(fileURLWithPath: context.parameters["data_path"] ?? "")
         return Provenance(sankshepVersion: Sankshep.configuration.version, recipe: recipe.name,
                           createdAt: ISO8601DateFormatter().string(from: Date()), seed: settings.seed,
-                          dataPath: dataURL.path, dataRows: context.dataset.count,
+                          author: context.author, dataPath: dataURL.path, dataRows: context.dataset.count,
                           dataSHA256: (try? Provenance.sha256(of: dataURL)) ?? "", heldOutRows: baseline.heldOut.count,
                           teacherFold: baseline.bestFold, stages: stages)
     }
@@ -181,15 +201,17 @@ struct PipelineRunner {
         let row = StageSummaryRow(stage: stage, model: model.summary, metrics: metrics, parameters: model.parameterCount,
                                   nonZeroParameters: model.nonZeroParameterCount, sizeBytes: try weightsBytes(in: directory),
                                   teacherSizeBytes: teacherSize, latencyMsBatch1: latency.batch1, latencyMsBatch32: latency.batch32)
-        // One MLflow run per stage; a resumed pipeline measures again into the same run.
-        let runFile = context.checkpointDirectory.appendingPathComponent("stage-\(stage).mlflow-run")
-        let run: MLflowRun
-        if let runID = try? String(contentsOf: runFile, encoding: .utf8),
+        // One MLflow run per stage of a job; a resumed job measures again into the same run (another
+        // job in the same folder, or one under another tag, starts its own under its own job run).
+        let runFile = context.checkpointDirectory.appendingPathComponent("stage-\(stage)-\(context.tag).mlflow-run")
+        let run: any TrackingRun
+        if context.resume, let runID = try? String(contentsOf: runFile, encoding: .utf8),
            let existing = try? context.tracking.resumeRun(experimentID: context.experimentID, runID: runID) {
             run = existing
         } else {
             run = try context.tracking.startRun(experimentID: context.experimentID, name: "stage-\(stage)",
-                                                tags: ["sankshep.stage": stage, "sankshep.tag": context.tag])
+                                                tags: ["sankshep.stage": stage, "sankshep.tag": context.tag],
+                                                parentRunID: context.jobRun.runID)
             try run.logParams(context.parameters)
             try AtomicFile.write(Data(run.runID.utf8), to: runFile)
         }

@@ -20,6 +20,8 @@ struct Provenance: Encodable {
     var recipe: String
     var createdAt: String
     var seed: Int
+    /// Who ran the job (`--author_name`).
+    var author: String
     var dataPath: String
     var dataRows: Int
     var dataSHA256: String
