@@ -52,7 +52,9 @@ def transformers_logits(folder, texts, **kwargs):
     with torch.no_grad():
         for start in range(0, len(texts), 32):
             batch = tokenizer(texts[start:start + 32], padding=True, truncation=True, max_length=128, return_tensors="pt")
-            logits += model(**batch).logits[:, 0].tolist()
+            out = model(**batch).logits
+            # The binary logit: l1 - l0 for a two-label head (sigmoid of it is softmax[1]).
+            logits += (out[:, 1] - out[:, 0] if out.shape[1] == 2 else out[:, 0]).tolist()
     return model, logits
 
 

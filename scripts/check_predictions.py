@@ -34,7 +34,9 @@ theirs = []
 with torch.no_grad():
     for start in range(0, len(texts), 32):
         batch = tokenizer(texts[start:start + 32], padding=True, truncation=True, max_length=128, return_tensors="pt")
-        theirs += torch.sigmoid(model(**batch).logits[:, 0]).tolist()
+        logits = model(**batch).logits
+        # A two-label head: softmax of index 1, the positive class (as Sankshep saves it).
+        theirs += (torch.softmax(logits, dim=-1)[:, 1] if logits.shape[1] == 2 else torch.sigmoid(logits[:, 0])).tolist()
 worst = max(abs(a - b) for a, b in zip(ours, theirs))
 print(f"{len(texts)} comments, max |sankshep - transformers| probability difference: {worst:.2e}")
 sys.exit(0 if worst <= 1e-5 else 1)

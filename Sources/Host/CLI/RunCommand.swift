@@ -25,6 +25,7 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Pruning") var pruning: PruningOptions
     @OptionGroup(title: "Quantization") var quantization: QuantizationOptions
     @OptionGroup(title: "Output") var output: OutputOptions
+    @OptionGroup(title: "MLflow") var tracking: TrackingOptions
     @OptionGroup(title: "Plugins") var plugins: PluginPathOptions
 
     @Option(help: "A YAML recipe of stages with per-stage options and methods (see docs/recipes.md); replaces --pipeline.")
@@ -56,7 +57,39 @@ struct RunCommand: ParsableCommand {
         let outputDirectory = URL(fileURLWithPath: output.outputDir)
         let tag = output.tag ?? recipe.name
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        // The tracking server is asked first: one that cannot be reached stops the job before any work.
+        let (store, experimentID) = try tracking.openStore(outputDirectory: outputDirectory)
+        let (jobRun, isNewRun) = try startJobRun(store: store, experimentID: experimentID, tag: tag, outputDirectory: outputDirectory)
+        do {
+            try runPipeline(recipe: recipe, methods: methods, registry: registry, stages: stages, tag: tag,
+                            outputDirectory: outputDirectory, store: store, experimentID: experimentID, jobRun: jobRun,
+                            logsParams: isNewRun, started: started, logger: logger)
+        } catch {
+            try? jobRun.finish(status: .failed)
+            if let warning = store.close() { logger.warning("\(warning)") }
+            throw error
+        }
+        try jobRun.finish(status: .finished)
+        if let warning = store.close() { logger.warning("\(warning)") }
+    }
 
+    /// The job's own run (named by its tag), the parent of its fold and stage runs; a resumed job
+    /// continues it (its params are logged already).
+    private func startJobRun(store: any TrackingStore, experimentID: String, tag: String,
+                             outputDirectory: URL) throws -> (run: any TrackingRun, isNew: Bool) {
+        let runFile = outputDirectory.appendingPathComponent("checkpoints/job-\(tag).mlflow-run")
+        if output.resume, let runID = try? String(contentsOf: runFile, encoding: .utf8),
+           let run = try? store.resumeRun(experimentID: experimentID, runID: runID) {
+            return (run, false)
+        }
+        let run = try store.startRun(experimentID: experimentID, name: tag, tags: ["sankshep.tag": tag, "sankshep.stage": "job"])
+        try AtomicFile.write(Data(run.runID.utf8), to: runFile)
+        return (run, true)
+    }
+
+    private func runPipeline(recipe: Recipe, methods: [ResolvedMethod?], registry: PluginRegistry, stages: [CompressionStage],
+                             tag: String, outputDirectory: URL, store: any TrackingStore, experimentID: String,
+                             jobRun: any TrackingRun, logsParams: Bool, started: Date, logger: Logger) throws {
         // Data.
         let dataURL = try data.dataPath.map { URL(fileURLWithPath: $0) } ?? BundledResources.defaultDataset()
         var csvOptions = CommentCSVOptions()
@@ -99,12 +132,12 @@ struct RunCommand: ParsableCommand {
                                                   stratification: training.stratificationType, seed: UInt64(training.seed))
         for line in foldReport.lines { logger.info("\(line)") }
 
-        let tracking = try MLflowStore(root: outputDirectory.appendingPathComponent("mlruns"))
+        let parameters = runParameters(settings: settings, preset: preset, dataURL: dataURL)
+        if logsParams { try jobRun.logParams(parameters) }
         let context = RunContext(
             outputDirectory: outputDirectory, tag: tag, dataset: dataset, corpus: corpus, folds: folds,
-            foldReport: foldReport, resume: output.resume, tracking: tracking,
-            experimentID: try tracking.experiment(named: "sankshep"),
-            parameters: runParameters(settings: settings, preset: preset, dataURL: dataURL), logger: logger)
+            foldReport: foldReport, resume: output.resume, tracking: store, experimentID: experimentID, jobRun: jobRun,
+            author: tracking.author, parameters: parameters, logger: logger)
 
         let runner = PipelineRunner(recipe: recipe, methods: methods, registry: registry, settings: settings,
                                     makeTeacher: makeTeacher, stages: stages)

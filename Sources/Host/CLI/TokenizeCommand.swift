@@ -40,7 +40,7 @@ struct TokenizeCommand: ParsableCommand {
         let tokenizer = try BertTokenizer(directory: URL(fileURLWithPath: tokenizerDirectory))
         let data: Data
         if let input {
-            do { data = try Data(contentsOf: URL(fileURLWithPath: input)) } catch {
+            do { data = try InputFile.read(URL(fileURLWithPath: input)) } catch {
                 throw TokenizerError(file: input, problem: "cannot read the file (\(error.localizedDescription))")
             }
         } else {

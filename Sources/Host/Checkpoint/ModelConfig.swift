@@ -70,7 +70,7 @@ struct ModelConfig: Sendable, Equatable {
 
     static func read(_ url: URL) throws -> ModelConfig {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
+        do { data = try InputFile.read(url) } catch {
             throw CheckpointError(file: url.path, problem: "cannot read the file (\(error.localizedDescription))")
         }
         return try ModelConfig(json: data, file: url.path)

@@ -86,7 +86,7 @@ struct SafeTensorsFile {
     init(contentsOf url: URL) throws {
         let path = url.path
         let bytes: Data
-        do { bytes = try Data(contentsOf: url, options: .alwaysMapped) } catch {
+        do { bytes = try InputFile.read(url, mapped: true) } catch {
             throw CheckpointError(file: path, problem: "cannot read the file (\(error.localizedDescription))")
         }
         try self.init(bytes: bytes, path: path)

@@ -38,6 +38,7 @@ struct StateDict: Sendable {
         let path = url.path
         let head: Data
         do {
+            try InputFile.checkRegular(url)
             let handle = try FileHandle(forReadingFrom: url)
             defer { try? handle.close() }
             head = try handle.read(upToCount: 9) ?? Data()

@@ -48,6 +48,7 @@ enum TorchCheckpoint {
         let path = url.path
         let head: [UInt8]
         do {
+            try InputFile.checkRegular(url)
             let handle = try FileHandle(forReadingFrom: url)
             defer { try? handle.close() }
             head = [UInt8](try handle.read(upToCount: legacyMagic.count) ?? Data())
@@ -117,7 +118,7 @@ enum TorchCheckpoint {
     private static func readLegacy(_ url: URL) throws -> StateDict {
         let path = url.path
         let data: Data
-        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
+        do { data = try InputFile.read(url, mapped: true) } catch {
             throw CheckpointError(file: path, problem: "cannot read the file (\(error.localizedDescription))")
         }
         let machine = machine(file: path, member: nil)

@@ -39,7 +39,7 @@ struct CSVTable: Sendable {
 
     init(contentsOf url: URL) throws {
         let bytes: Data
-        do { bytes = try Data(contentsOf: url) } catch {
+        do { bytes = try InputFile.read(url) } catch {
             throw DatasetError(file: url.path, problem: "cannot read the file (\(error.localizedDescription))")
         }
         try self.init(bytes: bytes, file: url.path)

@@ -144,11 +144,19 @@ enum ClassifierHead: Equatable, Sendable {
     case bertPooler
     /// `DistilBertForSequenceClassification`: pre_classifier on [CLS], ReLU, dropout, linear.
     case distilbert
-    /// The seed framework's head: pooled vector, Linear(H, hidden), ReLU, dropout, Linear(hidden, labels).
-    case seedMLP(hidden: Int)
+    /// The seed framework's head: pooled vector, Linear(layers · H, hidden), ReLU, dropout, Linear(hidden, labels).
+    /// `layers` 1 reads the pooled last hidden state; more (the seed's `use_multi_layers`: 4) reads the [CLS]
+    /// vectors of the last `layers` hidden states, last first, concatenated, and ignores the pooling.
+    case seedMLP(hidden: Int, layers: Int = 1)
 
     /// The head Hugging Face puts on this encoder type.
     static func huggingFace(for type: EncoderType) -> ClassifierHead { type == .bert ? .bertPooler : .distilbert }
+
+    /// How many hidden states the head reads (1 but for the seed's `use_multi_layers`).
+    var inputLayers: Int {
+        if case .seedMLP(_, let layers) = self { return layers }
+        return 1
+    }
 }
 
 /// How the seed head turns the last hidden states (B, T, H) into one vector per sequence.

@@ -81,7 +81,7 @@ struct ModelParameterNames: Sendable {
 
 /// The width of the head's hidden layer.
 func headHiddenSize(_ shape: EncoderShape, _ head: ClassifierHead) -> Int {
-    if case .seedMLP(let hidden) = head { return hidden }
+    if case .seedMLP(let hidden, _) = head { return hidden }
     return shape.hiddenSize
 }
 
@@ -114,7 +114,7 @@ func parameterLayout(_ shape: EncoderShape, head: ClassifierHead, numLabels: Int
     }
     if let pooler = names.unusedPooler { layout += [(pooler + ".weight", [h, h]), (pooler + ".bias", [h])] }
     let hidden = headHiddenSize(shape, head)
-    layout += [(names.headHidden + ".weight", [hidden, h]), (names.headHidden + ".bias", [hidden]),
+    layout += [(names.headHidden + ".weight", [hidden, head.inputLayers * h]), (names.headHidden + ".bias", [hidden]),
                (names.headOutput + ".weight", [numLabels, hidden]), (names.headOutput + ".bias", [numLabels])]
     return layout
 }

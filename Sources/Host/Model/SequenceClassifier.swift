@@ -89,7 +89,7 @@ final class SequenceClassifier {
         let embeddingMask: FloatPointer?            // (N, H)
         let hidden: [FloatPointer]                  // L + 1 of (N, H): embedding output, then each layer's
         let layers: [LayerBuffers]
-        let pooled: FloatPointer                    // (B, H)
+        let pooled: FloatPointer                    // (B, K·H), K = head.inputLayers
         let maxIndex: UnsafeMutablePointer<Int32>   // (B, H) token chosen by max pooling, -1 if none
         let headPre: FloatPointer                   // (B, D) first head linear
         let headAct: FloatPointer                   // (B, D) after tanh / ReLU
@@ -107,6 +107,8 @@ final class SequenceClassifier {
     /// `initializeRandomly(seed:)`.
     init(shape: EncoderShape, head: ClassifierHead, numLabels: Int, pooling: Pooling = .cls, dropoutSeed: UInt64 = 42) {
         precondition(numLabels >= 1, "a classifier needs at least one label")
+        precondition(head.inputLayers >= 1 && head.inputLayers <= shape.layers + 1,
+                     "the head reads \(head.inputLayers) hidden states; the encoder has \(shape.layers + 1)")
         self.shape = shape
         self.head = head
         self.numLabels = numLabels
@@ -205,7 +207,8 @@ final class SequenceClassifier {
 
         // Hooks see inference only: training always runs the float layers it differentiates.
         let hook = training ? nil : linearHook
-        let headRowsOnly = !training && headRowsOnlyInInference && effectivePooling == .cls && !(hook?.needsEveryRow ?? false) && L > 0
+        let headRowsOnly = !training && headRowsOnlyInInference && effectivePooling == .cls && head.inputLayers == 1
+            && !(hook?.needsEveryRow ?? false) && L > 0
         var layers: [LayerBuffers] = []
         layers.reserveCapacity(L)
         for l in 0..<(headRowsOnly ? L - 1 : L) {
@@ -255,17 +258,23 @@ final class SequenceClassifier {
 
         if headRowsOnly { hidden.append(lastLayerForHeadRows(hook, x: hidden[L - 1], keyMask: keyMask, batch: B, length: T)) }
 
-        // Head: pooled (B, H) -> Linear(H, D) -> tanh | ReLU -> dropout -> Linear(D, labels).
-        let pooled = floats.take(B * H)
+        // Head: pooled (B, K·H) -> Linear(K·H, D) -> tanh | ReLU -> dropout -> Linear(D, labels).
+        let K = head.inputLayers
+        let pooled = floats.take(B * K * H)
         if headRowsOnly {
             pooled.update(from: hidden[L], count: B * H)    // already the [CLS] rows
+        } else if K > 1 {
+            // The seed's use_multi_layers: [CLS] of hidden states L, L−1, …, L−K+1, side by side.
+            for b in 0..<B {
+                for i in 0..<K { (pooled + (b * K + i) * H).update(from: hidden[L - i] + b * T * H, count: H) }
+            }
         } else {
             Pooler.forward(pooled: pooled, maxIndex: maxIndex, hidden: hidden[L], keyMask: keyMask, pooling: effectivePooling,
                            batch: B, length: T, width: H)
         }
         let headPre = floats.take(B * D), headAct = floats.take(B * D)
         LinearLayer.forward(out: headPre, inp: pooled, weight: value(names.headHidden + ".weight"), bias: value(names.headHidden + ".bias"),
-                            rows: B, inFeatures: H, outFeatures: D)
+                            rows: B, inFeatures: K * H, outFeatures: D)
         let usesTanh = head == .bertPooler
         for i in 0..<(B * D) { headAct[i] = usesTanh ? tanh(headPre[i]) : Swift.max(headPre[i], 0) }
         let headMask = headP > 0 ? floats.take(B * D) : nil
@@ -395,7 +404,7 @@ final class SequenceClassifier {
         guard let saved else { preconditionFailure("backward without a forward") }
         precondition(!saved.headRowsOnly, "backward needs a full forward: this one ran the last layer for [CLS] only (headRowsOnlyInInference)")
         let B = saved.batch, T = saved.length, N = B * T, H = shape.hiddenSize, I = shape.intermediateSize, L = shape.layers
-        let D = headHidden
+        let D = headHidden, K = head.inputLayers
         precondition(dLogits.count == B * numLabels, "dLogits needs B x numLabels = \(B * numLabels) values")
         floats.rewind(to: saved.backwardSlot)
         integers.rewind(to: saved.backwardIntegerSlot)
@@ -413,16 +422,22 @@ final class SequenceClassifier {
             let a = saved.headAct[i]
             dHead[i] *= usesTanh ? 1 - a * a : (saved.headPre[i] > 0 ? 1 : 0)
         }
-        let dPooled = frozenEncoder ? nil : floats.take(B * H)
+        let dPooled = frozenEncoder ? nil : floats.take(B * K * H)
         LinearLayer.backward(dinp: dPooled, dweight: gradient(names.headHidden + ".weight"), dbias: gradient(names.headHidden + ".bias"),
-                             dout: dHead, inp: saved.pooled, weight: value(names.headHidden + ".weight"), rows: B, inFeatures: H, outFeatures: D)
+                             dout: dHead, inp: saved.pooled, weight: value(names.headHidden + ".weight"), rows: B, inFeatures: K * H, outFeatures: D)
         guard let dPooled else { return }
 
         // dx (N, H): gradient at the current layer's output, walking down.
         let dx = floats.take(N * H, zeroed: true)
-        Pooler.backward(dhidden: dx, dpooled: dPooled, maxIndex: saved.maxIndex, keyMask: saved.keyMask, pooling: effectivePooling,
-                        batch: B, length: T, width: H)
+        if K == 1 {
+            Pooler.backward(dhidden: dx, dpooled: dPooled, maxIndex: saved.maxIndex, keyMask: saved.keyMask, pooling: effectivePooling,
+                            batch: B, length: T, width: H)
+        }
         func addExtra(_ index: Int) {
+            // A multi-layer head read the [CLS] row of hidden state `index` as slice L − index of its input.
+            if K > 1, L - index < K {
+                for b in 0..<B { sk_accumulate(dx + b * T * H, dPooled + (b * K + L - index) * H, H) }
+            }
             guard let extra = hiddenStateGradients[index] else { return }
             precondition(extra.count == N * H, "hidden state gradient \(index) needs B x T x H = \(N * H) values")
             extra.withUnsafeBufferPointer { sk_accumulate(dx, $0.baseAddress!, N * H) }
@@ -495,11 +510,12 @@ final class SequenceClassifier {
                       scalars: Array(UnsafeBufferPointer(start: saved.hidden[index], count: count)))
     }
 
-    /// The vector the head read for each sequence, (B, H) (pooled last hidden state).
+    /// The vector the head read for each sequence, (B, K·H) (pooled last hidden state, or the K [CLS] vectors).
     func pooledOutput() -> Tensor {
         guard let saved else { preconditionFailure("no forward has run") }
-        return Tensor(shape: [saved.batch, shape.hiddenSize],
-                      scalars: Array(UnsafeBufferPointer(start: saved.pooled, count: saved.batch * shape.hiddenSize)))
+        let width = head.inputLayers * shape.hiddenSize
+        return Tensor(shape: [saved.batch, width],
+                      scalars: Array(UnsafeBufferPointer(start: saved.pooled, count: saved.batch * width)))
     }
 
     /// Attention probabilities of one layer in the last forward, (B, heads, T, T), before dropout

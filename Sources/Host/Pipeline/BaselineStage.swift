@@ -11,8 +11,14 @@ struct RunContext {
     let folds: [FoldSplit]
     let foldReport: FoldReport
     let resume: Bool
-    let tracking: MLflowStore
+    /// Where the runs go (a file store or a tracking server) and the experiment they belong to.
+    let tracking: any TrackingStore
     let experimentID: String
+    /// The job's own run: every fold and stage run is nested under it, and it holds the summaries
+    /// and the report as artifacts.
+    let jobRun: any TrackingRun
+    /// Who ran the job (`--author_name`): the runs' `mlflow.user` and the provenance.
+    let author: String
     /// Parameters every MLflow run of this pipeline records.
     let parameters: [String: String]
     var logger: Logger
@@ -150,7 +156,7 @@ struct BaselineStage {
                             to: context.outputDirectory.appendingPathComponent("best_model_\(context.tag).safetensors"))
     }
 
-    private func mlflowRun(_ context: RunContext, name: String, directory: URL, fold: Int) throws -> MLflowRun {
+    private func mlflowRun(_ context: RunContext, name: String, directory: URL, fold: Int) throws -> any TrackingRun {
         // A resumed fold continues its MLflow run rather than starting a second one.
         let runFile = directory.appendingPathComponent("fold-\(fold + 1).mlflow-run")
         if context.resume, let runID = try? String(contentsOf: runFile, encoding: .utf8),
@@ -159,7 +165,8 @@ struct BaselineStage {
         }
         let run = try context.tracking.startRun(experimentID: context.experimentID, name: name,
                                                 tags: ["sankshep.stage": "baseline", "sankshep.fold": String(fold + 1),
-                                                       "sankshep.tag": context.tag])
+                                                       "sankshep.tag": context.tag],
+                                                parentRunID: context.jobRun.runID)
         try run.logParams(context.parameters)
         try AtomicFile.write(Data(run.runID.utf8), to: runFile)
         return run

@@ -44,11 +44,20 @@ final class Classifier {
     }
 
     /// Loads a Hugging Face folder (BERT or DistilBERT, with or without a classification head), a
-    /// seed-framework folder (`best_model_*.pt` with `encoder.*` and `classifier.0/3.*` keys), or a
-    /// folder Sankshep wrote. A missing head is initialised from `seed` and said so in the log.
+    /// seed-framework folder (`best_model_*.pt` with `encoder.*` and `classifier.0/3.*` keys, or either
+    /// folder of `SeedFolder`), or a folder Sankshep wrote. A missing head is initialised from `seed`
+    /// and said so in the log, or refused with `requireTrainedHead` (predict and eval).
+    ///
+    /// A head has 1 logit or 2 (`BinaryReadout`); its row count tells, whatever `num_labels` says. A
+    /// Hugging Face head's `id2label` must name as many labels as it has rows, and a two-label head
+    /// whose `id2label` makes index 0 the positive class is loaded with its rows (and names) swapped.
+    /// - Parameter pooling: the seed head's pooling when the folder records none (`model_config.json`
+    ///   or `sankshep.json`).
     static func load(from directory: URL, pooling: Pooling? = nil, dropout: Double? = nil, seed: Int = 42,
-                     logger: Logger? = nil) throws -> Classifier {
-        let (loadedConfig, loadedWeights, weightsFile) = try HuggingFaceDirectory.read(directory)
+                     requireTrainedHead: Bool = false, logger: Logger? = nil) throws -> Classifier {
+        let seedFolder = try SeedFolder.read(directory)
+        let (loadedConfig, loadedWeights, weightsFile) = try seedFolder.map { ($0.config, $0.weights, $0.weightsFile) }
+            ?? HuggingFaceDirectory.read(directory)
         var config = loadedConfig
         // Quantized compressed-tensors weights were read back as float: the config must say float.
         if CompressedTensorsQuantized.announcesQuantizedWeights(config) { config.raw["quantization_config"] = nil }
@@ -59,33 +68,49 @@ final class Classifier {
         // Which head: the seed framework's MLP, or the Hugging Face head of the model type.
         let head: ClassifierHead
         let prefix = config.modelType == .bert ? "bert." : "distilbert."
-        if let firstHead = weights["classifier.0.weight"], firstHead.shape.count == 2 {
-            head = .seedMLP(hidden: firstHead.shape[0])
-            config.numLabels = weights["classifier.3.weight"]?.shape.first ?? config.numLabels
+        if let seedFolder {
+            head = seedFolder.head
+        } else if let firstHead = weights["classifier.0.weight"], firstHead.shape.count == 2 {
+            let layers = firstHead.shape[1] == SeedFolder.multiLayerCount * config.hiddenSize ? SeedFolder.multiLayerCount : 1
+            guard layers <= config.numLayers + 1 else {
+                throw CheckpointError(file: file, problem: "'classifier.0.weight' reads the last \(layers) hidden states, the encoder has \(config.numLayers + 1)")
+            }
+            head = .seedMLP(hidden: firstHead.shape[0], layers: layers)
         } else {
             head = .huggingFace(for: EncoderType(config))
             // A bare encoder (BertModel / DistilBertModel saved on its own) has no prefix.
             if !weights.names.contains(where: { $0.hasPrefix(prefix) }), weights["embeddings.word_embeddings.weight"] != nil {
                 weights = weights.renamingPrefix("", to: prefix)
             }
-            if let classifier = weights["classifier.weight"], classifier.shape.count == 2 {
-                config.numLabels = classifier.shape[0]
-            } else {
-                config.numLabels = 1
+        }
+        let outputName = ModelParameterNames(shape: EncoderShape(config), head: head).headOutput + ".weight"
+        if let output = weights[outputName], output.shape.count == 2 {
+            config.numLabels = output.shape[0]
+            guard BinaryReadout.supportedLabels.contains(config.numLabels) else {
+                throw CheckpointError(file: file, problem: "'\(outputName)' has \(config.numLabels) rows: a hate-speech head has 1 logit (sigmoid) or 2 (softmax)")
             }
+            // A seed head has no id2label of its own (its encoder's config.json may carry one that is not about it).
+            let isSeedHead: Bool
+            if case .seedMLP = head { isSeedHead = true } else { isSeedHead = false }
+            if !isSeedHead { try orderLabels(&config, &weights, outputName: outputName, directory: directory, logger: logger) }
+        } else {
+            config.numLabels = 1
         }
         if let dropout {
             config.hiddenDropout = dropout
             config.attentionDropout = dropout
             config.classifierDropout = dropout
+        } else if let headDropout = seedFolder?.dropout {
+            config.classifierDropout = headDropout
         }
-        let tokenizer = try BertTokenizer(directory: directory)
+        let tokenizerDirectory = seedFolder?.tokenizerDirectory ?? directory
+        let tokenizer = try BertTokenizer(directory: tokenizerDirectory)
         // An id the embedding table has no row for would only fail at the first comment that uses it.
         guard tokenizer.vocabularySize <= config.vocabSize else {
             throw CheckpointError(file: tokenizer.source, problem: "the tokenizer has \(tokenizer.vocabularySize) entries but the model's embedding table (vocab_size in config.json) has only \(config.vocabSize) rows")
         }
         let network = SequenceClassifier(shape: EncoderShape(config), head: head, numLabels: config.numLabels,
-                                         pooling: pooling ?? settings?.pooling ?? .cls, dropoutSeed: UInt64(seed))
+                                         pooling: seedFolder?.pooling ?? pooling ?? settings?.pooling ?? .cls, dropoutSeed: UInt64(seed))
         network.initializeRandomly(seed: UInt64(seed))
         // The head (and BERT's pooler) may be absent from a pre-trained encoder: they start fresh.
         let encoderNames = Set(network.names.encoderParameterNames())
@@ -96,11 +121,16 @@ final class Classifier {
             return isHead
         })
         let missing = initialisedFresh.filter { weights[$0] == nil }
+        let headNames = [network.names.headHidden, network.names.headOutput].flatMap { [$0 + ".weight", $0 + ".bias"] }
+        let missingHead = missing.filter(headNames.contains)
+        if requireTrainedHead, !missingHead.isEmpty {
+            throw CheckpointError(file: directory.path, problem: "no trained classification head (\(missingHead.joined(separator: ", ")) absent): its probabilities would be a random head's; give a trained model (a stage's folder, a …ForSequenceClassification checkpoint, or a seed folder with classifier.pt)")
+        }
         if !missing.isEmpty {
             logger?.notice("\(file): no classification head (\(missing.count) tensors); it starts from random initialisation")
         }
         let classifier = Classifier(network: network, config: config, tokenizer: tokenizer,
-                                    tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: directory),
+                                    tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: tokenizerDirectory),
                                     threshold: settings?.threshold ?? 0.5)
         classifier.maxLength = settings?.maxLength
         // A head-pruned model's folder stores the removed heads as zeros (for transformers 5, which
@@ -114,6 +144,35 @@ final class Classifier {
             }
         }
         return classifier
+    }
+
+    /// Checks a Hugging Face head's `id2label` against its rows, and puts a two-label head's positive
+    /// class at index 1 (`BinaryReadout.positiveIndex`): its rows are swapped, and its names with them,
+    /// so the folders this classifier is saved to say the same.
+    private static func orderLabels(_ config: inout ModelConfig, _ weights: inout StateDict, outputName: String,
+                                    directory: URL, logger: Logger?) throws {
+        guard let value = config.raw["id2label"], !value.isNull else { return }
+        let configFile = directory.appendingPathComponent("config.json").path
+        guard let object = value.objectValue else { throw CheckpointError(file: configFile, problem: "id2label is \(value.summary), not an object") }
+        guard object.count == config.numLabels else {
+            throw CheckpointError(file: configFile, problem: "id2label names \(object.count) labels, but the classifier ('\(outputName)') has \(config.numLabels) rows")
+        }
+        var names: [Int: String] = [:]
+        for (key, name) in object {
+            guard let index = Int(key), (0..<config.numLabels).contains(index), let text = name.stringValue else {
+                throw CheckpointError(file: configFile, problem: "id2label entry \"\(key)\": \(name.summary) is not an index in 0..<\(config.numLabels) with a name")
+            }
+            names[index] = text
+        }
+        guard config.numLabels == 2, BinaryReadout.positiveIndex(id2label: names) == 0,
+              let weight = weights[outputName], let bias = weights[String(outputName.dropLast(".weight".count)) + ".bias"],
+              bias.count == 2, let zero = names[0], let one = names[1], zero != one else { return }
+        logger?.notice("\(configFile): id2label makes index 0 (\"\(zero)\") the positive class; its two rows are swapped so that index 1 is")
+        let width = weight.count / 2
+        weights[outputName] = Tensor(shape: weight.shape, scalars: Array(weight.scalars[width...] + weight.scalars[..<width]))
+        weights[String(outputName.dropLast(".weight".count)) + ".bias"] = Tensor(shape: bias.shape, scalars: [bias.scalars[1], bias.scalars[0]])
+        config.raw["id2label"] = .object(["0": .string(one), "1": .string(zero)])
+        config.raw["label2id"] = .object([one: .int(0), zero: .int(1)])
     }
 
     /// The parameters as named tensors, in layout order.

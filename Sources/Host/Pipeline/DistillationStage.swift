@@ -29,7 +29,8 @@ struct DistillationStage: CompressionStage {
         let directory = context.checkpointDirectory.appendingPathComponent("distill")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let run = try context.tracking.startRun(experimentID: context.experimentID, name: "distill-training",
-                                                tags: ["sankshep.stage": input.label, "sankshep.tag": context.tag])
+                                                tags: ["sankshep.stage": input.label, "sankshep.tag": context.tag],
+                                                parentRunID: context.jobRun.runID)
         try run.logParams(context.parameters.merging(["kd_alpha": String(stage.alpha), "kd_temperature": String(stage.temperature),
                                                       "kd_method": stage.method.rawValue, "student": student.summary,
                                                       "student_lr": String(settings.learningRate), "student_epochs": String(settings.epochs)]) { $1 })

@@ -15,8 +15,8 @@ protocol DeployableModel: AnyObject {
     var maxLength: Int? { get set }
     /// The longest input the model reads (its position embeddings), [CLS] and [SEP] included.
     var maxPositions: Int { get }
-    /// Positive-class probabilities of `rows` (indices into `sequences`, ids of this model's own
-    /// tokenizer), in that order. Throws when an id or length is outside what the model reads.
+    /// Probabilities of hate speech (`BinaryReadout`) of `rows` (indices into `sequences`, ids of this
+    /// model's own tokenizer), in that order. Throws when an id or length is outside what the model reads.
     func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) throws -> [Float]
     /// Writes the model folder (weights, config, tokenizer, sankshep.json) atomically, file by file.
     func save(to directory: URL, extra: [String: String]) throws
@@ -138,14 +138,35 @@ struct PipelineRunner {
         try current.save(to: final, extra: SankshepSettings.read(from: currentDirectory)?.extra ?? ["stage": lastStage])
         let provenance = try makeProvenance(summary: summary, baseline: baseline, context: context)
         try provenance.write(to: final)
+        let headLabels = (try? ModelConfig.read(final.appendingPathComponent("config.json")))?.numLabels ?? 1
         if let finalRow = summary.rows.last {
             try AtomicFile.write(Data(ModelCard.markdown(title: recipe.stageTag, provenance: provenance, rows: summary.rows, final: finalRow,
-                                                         loading: ModelCard.Loading(folder: final),
+                                                         loading: ModelCard.Loading(folder: final), labels: headLabels,
                                                          maxLength: maxLength ?? 128).utf8),
                                  to: final.appendingPathComponent("README.md"))
         }
         try writeReport(summary: summary, baseline: baseline, provenance: provenance, context: context)
+        try logJobResults(final: summary.rows.last ?? teacherRow, baseline: baseline, context: context)
         return (baseline, summary)
+    }
+
+    /// On the job's run: the final model's held-out metrics, the baseline's mean cross-validated
+    /// macro-F1, and the summaries and report as artifacts (copies of the files in --output_dir).
+    private func logJobResults(final row: StageSummaryRow, baseline: BaselineOutcome, context: RunContext) throws {
+        var metrics = ["accuracy": row.accuracy, "precision": row.precision, "recall": row.recall, "f1": row.f1,
+                       "macro_f1": row.macroF1, "threshold": row.threshold, "size_mb": row.sizeMB,
+                       "compression_ratio": row.compressionRatio, "latency_ms_batch1": row.latencyMsBatch1,
+                       "latency_ms_batch32": row.latencyMsBatch32,
+                       "cv_mean_macro_f1": baseline.folds.map(\.sweepBest.macroF1).reduce(0, +) / Double(max(baseline.folds.count, 1))]
+        if let rocAUC = row.rocAUC { metrics["roc_auc"] = rocAUC }
+        try context.jobRun.logMetrics(metrics, step: 0)
+        // The fold assignment is there when the run wrote one.
+        let names = ["folds_\(context.tag).csv", "fold_summary_\(context.tag).csv", "best_metrics_\(context.tag).csv",
+                     "pipeline_summary_\(context.tag).csv", HTMLReport.fileName]
+        for name in names {
+            let file = context.outputDirectory.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: file.path) { try context.jobRun.logArtifact(file) }
+        }
     }
 
     private func makeProvenance(summary: PipelineSummary, baseline: BaselineOutcome, context: RunContext) throws -> Provenance {
@@ -160,7 +181,7 @@ struct PipelineRunner {
         let dataURL = URL(fileURLWithPath: context.parameters["data_path"] ?? "")
         return Provenance(sankshepVersion: Sankshep.configuration.version, recipe: recipe.name,
                           createdAt: ISO8601DateFormatter().string(from: Date()), seed: settings.seed,
-                          dataPath: dataURL.path, dataRows: context.dataset.count,
+                          author: context.author, dataPath: dataURL.path, dataRows: context.dataset.count,
                           dataSHA256: (try? Provenance.sha256(of: dataURL)) ?? "", heldOutRows: baseline.heldOut.count,
                           teacherFold: baseline.bestFold, stages: stages)
     }
@@ -191,15 +212,17 @@ struct PipelineRunner {
         let row = StageSummaryRow(stage: stage, model: model.summary, metrics: metrics, parameters: model.parameterCount,
                                   nonZeroParameters: model.nonZeroParameterCount, sizeBytes: try HuggingFaceDirectory.shippedBytes(in: directory),
                                   teacherSizeBytes: teacherSize, latencyMsBatch1: latency.batch1, latencyMsBatch32: latency.batch32)
-        // One MLflow run per stage; a resumed pipeline measures again into the same run.
-        let runFile = context.checkpointDirectory.appendingPathComponent("stage-\(stage).mlflow-run")
-        let run: MLflowRun
-        if let runID = try? String(contentsOf: runFile, encoding: .utf8),
+        // One MLflow run per stage of a job; a resumed job measures again into the same run (another
+        // job in the same folder, or one under another tag, starts its own under its own job run).
+        let runFile = context.checkpointDirectory.appendingPathComponent("stage-\(stage)-\(context.tag).mlflow-run")
+        let run: any TrackingRun
+        if context.resume, let runID = try? String(contentsOf: runFile, encoding: .utf8),
            let existing = try? context.tracking.resumeRun(experimentID: context.experimentID, runID: runID) {
             run = existing
         } else {
             run = try context.tracking.startRun(experimentID: context.experimentID, name: "stage-\(stage)",
-                                                tags: ["sankshep.stage": stage, "sankshep.tag": context.tag])
+                                                tags: ["sankshep.stage": stage, "sankshep.tag": context.tag],
+                                                parentRunID: context.jobRun.runID)
             try run.logParams(context.parameters)
             try AtomicFile.write(Data(run.runID.utf8), to: runFile)
         }

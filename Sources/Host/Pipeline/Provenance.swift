@@ -20,6 +20,8 @@ struct Provenance: Encodable {
     var recipe: String
     var createdAt: String
     var seed: Int
+    /// Who ran the job (`--author_name`).
+    var author: String
     var dataPath: String
     var dataRows: Int
     var dataSHA256: String
@@ -86,9 +88,10 @@ enum ModelCard {
         }
     }
 
+    /// `labels` is the head's logits: 1 (sigmoid) or 2 (softmax, hate speech at index 1; `BinaryReadout`).
     /// `maxLength`: the tokens per comment the model was trained with.
     static func markdown(title: String, provenance: Provenance, rows: [StageSummaryRow], final: StageSummaryRow,
-                         loading: Loading = .float, maxLength: Int = 128) -> String {
+                         loading: Loading = .float, labels: Int = 1, maxLength: Int = 128) -> String {
         let exportCommand = "sankshep export --model \(title) --format transformers --output \(title)-transformers"
         let folder = loading == .sankshepOnly ? "\(title)-transformers" : title
         let howToLoad: String = switch loading {
@@ -109,7 +112,8 @@ enum ModelCard {
             "",
             "# \(title)",
             "",
-            "A Bangla hate-speech classifier (one logit; sigmoid > threshold means hate speech) made by Sankshep",
+            labels == 2 ? "A Bangla hate-speech classifier (two logits; softmax of index 1 > threshold means hate speech) made by Sankshep"
+                : "A Bangla hate-speech classifier (one logit; sigmoid > threshold means hate speech) made by Sankshep",
             "with the recipe `\(provenance.recipe)`: \(provenance.stages.map(\.label).joined(separator: " → ")).",
             "",
             "## Data",
@@ -145,7 +149,7 @@ enum ModelCard {
             "tokenizer = AutoTokenizer.from_pretrained(\"\(folder)\")",
             "model = AutoModelForSequenceClassification.from_pretrained(\"\(folder)\")",
             "batch = tokenizer([\"…\"], return_tensors=\"pt\", truncation=True, max_length=\(maxLength))",
-            "probability = torch.sigmoid(model(**batch).logits[:, 0])",
+            labels == 2 ? "probability = torch.softmax(model(**batch).logits, dim=-1)[:, 1]" : "probability = torch.sigmoid(model(**batch).logits[:, 0])",
             "is_hate = probability > \(f(final.threshold, 2))",
             "```",
             "",

@@ -319,8 +319,9 @@ extension Recipe {
     /// Reads and parses a recipe file (not yet validated against the plugins: see `validate`).
     static func load(contentsOf url: URL) throws -> Recipe {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            let reason = (error as NSError).code == NSFileReadNoSuchFileError ? "no such file" : "cannot be read"
+        do { data = try InputFile.read(url) } catch {
+            let reason = (error as? InputFile.NotRegular)?.errorDescription
+                ?? ((error as NSError).code == NSFileReadNoSuchFileError ? "no such file" : "cannot be read")
             throw RecipeError("\(url.path): recipe \(reason)")
         }
         guard let text = String(data: data, encoding: .utf8) else {

@@ -126,8 +126,10 @@ struct Trainer {
                 store.zeroGradients()
                 let logits = try network.forward(inputIds: padded.inputIDs.map(Int32.init), attentionMask: padded.attentionMask.map(Int32.init),
                                                  batch: padded.batchSize, length: padded.sequenceLength, training: true)
-                let loss = objective(logits, rows)
-                network.backward(dLogits: loss.gradient, hiddenStateGradients: loss.hiddenStateGradients,
+                // Every objective is written on the binary logit; a two-label head gets its gradient back on both rows.
+                let loss = objective(BinaryReadout.binaryLogits(logits, labels: network.numLabels), rows)
+                network.backward(dLogits: BinaryReadout.logitGradients(loss.gradient, labels: network.numLabels),
+                                 hiddenStateGradients: loss.hiddenStateGradients,
                                  attentionProbabilityGradients: loss.attentionProbabilityGradients)
                 state.globalStep += 1
                 try hooks.beforeStep?(state.globalStep, epoch)
@@ -216,8 +218,8 @@ struct LoopState: Codable, Sendable {
 
 /// Inference over rows of the dataset, batched by length so little time goes to padding.
 enum Evaluator {
-    /// Sigmoid probabilities of the first logit, in the order of `rows`. Throws (naming the row's
-    /// token and position) when `sequences` hold an id or a length the network cannot read.
+    /// Probabilities of hate speech (`BinaryReadout`), in the order of `rows`. Throws (naming the
+    /// row's token and position) when `sequences` hold an id or a length the network cannot read.
     static func probabilities(network: SequenceClassifier, sequences: [[Int]], rows: [Int], padID: Int, batchSize: Int) throws -> [Float] {
         let lengths = rows.map { sequences[$0].count }
         let batches = Batching.evaluationBatches(lengths: lengths, batchSize: batchSize)
@@ -232,8 +234,7 @@ enum Evaluator {
             let padded = Batching.pad(sequences, batch: Batch(indices: dataRows, paddedLength: batch.paddedLength), padID: padID)
             let logits = try network.forward(inputIds: padded.inputIDs.map(Int32.init), attentionMask: padded.attentionMask.map(Int32.init),
                                               batch: padded.batchSize, length: padded.sequenceLength, training: false)
-            let labelsPerRow = network.numLabels
-            results.append((0..<padded.batchSize).map { Float(Losses.sigmoid(Double(logits[$0 * labelsPerRow]))) })
+            results.append(BinaryReadout.probabilities(logits, labels: network.numLabels))
         }
         return Batching.restoreOrder(results, batches: batches, count: rows.count)
     }

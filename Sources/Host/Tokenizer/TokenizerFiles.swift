@@ -60,7 +60,7 @@ extension BertTokenizer {
     // MARK: - Reading
 
     private static func readData(_ url: URL) throws -> Data {
-        do { return try Data(contentsOf: url) } catch {
+        do { return try InputFile.read(url) } catch {
             throw TokenizerError(file: url.path, problem: "cannot read the file (\(error.localizedDescription))")
         }
     }

@@ -20,24 +20,25 @@ struct TrackingError: Error, CustomStringConvertible, Equatable {
 ///         params/<key>                   the value, as text
 ///         metrics/<key>                  one line per value: "<timestamp_ms> <value> <step>"
 ///         tags/<key>                     the value, as text (mlflow.runName, mlflow.user, …)
-///         artifacts/
+///         artifacts/                   copies of the files logged as artifacts
 ///
 /// Every file is replaced atomically (written beside, then renamed), so a crash never leaves half a
 /// file that would make MLflow refuse the whole run; appending a metric rewrites its small file.
-struct MLflowStore: Sendable {
+struct MLflowStore: TrackingStore {
     /// The `mlruns` folder.
     let root: URL
+    /// Who the runs are by: their `mlflow.user` tag and meta.yaml `user_id`.
+    let user: String
 
     static let defaultExperimentID = "0"
 
     /// MLflow's `RunStatus` numbers, as stored in a run's meta.yaml.
-    enum RunStatus: Int, Sendable {
-        case running = 1, scheduled = 2, finished = 3, failed = 4, killed = 5
-    }
+    typealias RunStatus = TrackingRunStatus
 
     /// Opens the store at `root`, creating it with MLflow's Default experiment (id 0) if missing.
-    init(root: URL) throws {
+    init(root: URL, user: String = MLflowStore.userName) throws {
         self.root = root.standardizedFileURL
+        self.user = user
         let defaultMeta = self.root.appendingPathComponent("\(Self.defaultExperimentID)/meta.yaml")
         if !FileManager.default.fileExists(atPath: defaultMeta.path) {
             try writeExperimentMeta(id: Self.defaultExperimentID, name: "Default")
@@ -89,7 +90,7 @@ struct MLflowStore: Sendable {
         try run.writeMeta(status: .running, startTime: Self.milliseconds(startTime), endTime: nil)
         var allTags = tags
         allTags["mlflow.runName"] = name
-        allTags["mlflow.user"] = Self.userName
+        allTags["mlflow.user"] = user
         allTags["mlflow.source.type"] = "LOCAL"
         allTags["mlflow.source.name"] = "sankshep"
         if let parentRunID { allTags["mlflow.parentRunId"] = parentRunID }
@@ -111,12 +112,18 @@ struct MLflowStore: Sendable {
         return run
     }
 
+    /// Every call was written when it returned: nothing is left to deliver.
+    func close() -> String? { nil }
+
     // MARK: - Files
 
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
 
+    /// The login user: who runs are by when no `--author_name` is given.
     static var userName: String {
-        ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "unknown"
+        let environment = ProcessInfo.processInfo.environment
+        let name = environment["USER"] ?? environment["LOGNAME"] ?? NSUserName()
+        return name.isEmpty ? "unknown" : name
     }
 
     /// MLflow's own URI form for a local folder.
@@ -176,7 +183,7 @@ struct MLflowStore: Sendable {
 }
 
 /// One MLflow run: params, per-step metrics and tags, then `finish`.
-struct MLflowRun: Sendable {
+struct MLflowRun: TrackingRun {
     let store: MLflowStore
     let experimentID: String
     /// 32 lowercase hex digits, as MLflow makes them.
@@ -218,6 +225,22 @@ struct MLflowRun: Sendable {
         try store.writeAtomically(Data(value.utf8), to: fileURL(folder: "tags", key: key))
     }
 
+    /// Copies `file` into `artifacts/<directory>/`, atomically as every other file of the store.
+    func logArtifact(_ file: URL, directory folder: String?) throws {
+        var destination = directory.appendingPathComponent("artifacts")
+        if let folder {
+            guard !folder.hasPrefix("/"), !folder.split(separator: "/").contains("..") else {
+                throw TrackingError(path: destination.path, problem: "invalid artifact folder '\(folder)'")
+            }
+            destination.appendPathComponent(folder)
+        }
+        let data: Data
+        do { data = try Data(contentsOf: file) } catch {
+            throw TrackingError(path: file.path, problem: "cannot read the artifact (\(error.localizedDescription))")
+        }
+        try store.writeAtomically(data, to: destination.appendingPathComponent(file.lastPathComponent))
+    }
+
     /// Marks the run finished (or failed / killed) with its end time.
     func finish(status: MLflowStore.RunStatus = .finished, endTime: Date = Date()) throws {
         let metaURL = directory.appendingPathComponent("meta.yaml")
@@ -245,7 +268,7 @@ struct MLflowRun: Sendable {
             ("start_time", .int(startTime)),
             ("status", .int(Int64(status.rawValue))),
             ("tags", .emptyList),
-            ("user_id", .string(MLflowStore.userName)),
+            ("user_id", .string(store.user)),
         ], to: directory.appendingPathComponent("meta.yaml"))
     }
 

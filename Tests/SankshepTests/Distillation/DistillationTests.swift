@@ -254,3 +254,84 @@ struct DistillationDataTests {
         #expect((0.3...0.6).contains(student.threshold))
     }
 }
+
+/// Distillation from a two-label teacher (Fixtures/heads/bert-2label: BertForSequenceClassification, 2 labels).
+@Suite("Knowledge distillation from a two-label teacher")
+struct TwoLabelTeacherTests {
+    static func teacher() throws -> (Classifier, ClassifierHeadsTests.Reference) {
+        (try Classifier.load(from: Fixtures.url("heads/bert-2label")), try ClassifierHeadsTests.Reference.read("bert-2label"))
+    }
+
+    static let labels = [1, 0, 1, 0, 1]
+
+    @Test("a two-label teacher distils into a one-logit student: the cached logit is l1 - l0, whose sigmoid is transformers' softmax[1]")
+    func distilsIntoOneLogit() throws {
+        let (teacher, reference) = try Self.teacher()
+        #expect(teacher.network.numLabels == 2)
+        let config = ModelConfig(modelType: .bert, vocabSize: teacher.config.vocabSize, hiddenSize: 16, numLayers: 1, numHeads: 2,
+                                 intermediateSize: 32, maxPositionEmbeddings: 32, numLabels: 1)
+        let network = SequenceClassifier(shape: EncoderShape(config), head: .bertPooler, numLabels: 1)
+        network.initializeRandomly(seed: 3)
+        let student = Classifier(network: network, config: config, tokenizer: teacher.tokenizer, tokenizerFiles: [])
+        let rows = Array(reference.sequences.indices)
+        let outcome = try DistillationStage(stage: DistillStage(method: .logit))
+            .distill(teacher: teacher, student: student, corpus: reference.corpus, labels: Self.labels,
+                     train: rows, validation: rows, settings: Tiny.settings(), checkpoint: nil, resume: false)
+        for row in rows {
+            #expect(abs(Double(BinaryReadout.probability(outcome.cache[row].logit)) - reference.probabilities[row]) <= 1e-5)
+        }
+        #expect(outcome.student.network.numLabels == 1)
+        #expect(outcome.training.history.count == 1 && outcome.training.history[0].trainLoss.isFinite)
+    }
+
+    @Test("a two-label student made of the teacher's layers trains on its binary logit and keeps both rows")
+    func twoLabelStudentTrains() throws {
+        let (teacher, reference) = try Self.teacher()
+        let student = try StudentFactory.fromTeacherLayers(teacher, layers: [0])
+        let before = student.network.store.tensor("classifier.weight").scalars
+        let rows = Array(reference.sequences.indices)
+        let outcome = try DistillationStage(stage: DistillStage(method: .logit))
+            .distill(teacher: teacher, student: student, corpus: reference.corpus, labels: Self.labels,
+                     train: rows, validation: rows, settings: Tiny.settings(), checkpoint: nil, resume: false)
+        #expect(outcome.student.network.numLabels == 2)
+        let after = outcome.student.network.store.tensor("classifier.weight").scalars
+        // BCE on l1 - l0 moves the two rows by opposite amounts.
+        let moved = zip(before, after).map { $1 - $0 }
+        let half = moved.count / 2
+        #expect(moved.contains { $0 != 0 })
+        #expect(zip(moved[..<half], moved[half...]).allSatisfy { abs($0 + $1) <= 1e-6 + 1e-3 * abs($0) })
+    }
+}
+
+@Suite("Knowledge distillation from a seed folder's teacher")
+struct SeedTeacherTests {
+    @Test("a student of the teacher's layers under a use_multi_layers head needs enough layers, else one line names the option")
+    func multiLayerHeadNeedsLayers() throws {
+        let teacher = try Classifier.load(from: Fixtures.url("heads/seed-pretrained-bert-multi"))
+        #expect(throws: DistillationError.self) { try StudentFactory.fromTeacherLayers(teacher, layers: [0]) }
+        let student = try StudentFactory.fromTeacherLayers(teacher, layers: [0, 2, 1])
+        #expect(student.network.head == .seedMLP(hidden: 256, layers: 4))
+    }
+
+    @Test("a mean-pooling seed teacher distils into a student of its layers, which keeps its head and pooling")
+    func meanPoolingTeacherDistils() throws {
+        let teacher = try Classifier.load(from: Fixtures.url("heads/seed-pretrained-distilbert-mean"))
+        let reference = try ClassifierHeadsTests.Reference.read("seed-pretrained-distilbert-mean")
+        let student = try StudentFactory.fromTeacherLayers(teacher, layers: [0])
+        let rows = Array(reference.sequences.indices)
+        let outcome = try DistillationStage(stage: DistillStage(method: .hidden))
+            .distill(teacher: teacher, student: student, corpus: reference.corpus,
+                     labels: [1, 0, 1, 0, 1], train: rows, validation: rows, settings: Tiny.settings(),
+                     checkpoint: nil, resume: false)
+        #expect(outcome.student.network.effectivePooling == .mean)
+        for row in rows {
+            #expect(abs(Double(BinaryReadout.probability(outcome.cache[row].logit)) - reference.probabilities[row]) <= 1e-5)
+        }
+    }
+}
+
+extension ClassifierHeadsTests.Reference {
+    /// The reference's own token ids, as Hugging Face made them, for teacher and student alike (they
+    /// share one tokenizer in these tests).
+    var corpus: TokenizedCorpus { TokenizedCorpus(texts: texts, maxLength: max_length, tokenize: { [sequences] _, _ in sequences }) }
+}

@@ -76,6 +76,8 @@ struct GradientCheckTests {
         ("seed head, mean", tinyBert, .seedMLP(hidden: 6), .mean),
         ("seed head, max", tinyBert, .seedMLP(hidden: 6), .max),
         ("seed head on distilbert, mean", tinyDistil, .seedMLP(hidden: 6), .mean),
+        // use_multi_layers: [CLS] of every hidden state of the 2-layer encoder, the embedding output included.
+        ("seed head on the last 3 hidden states' [CLS]", tinyBert, .seedMLP(hidden: 6, layers: 3), .mean),
     ]
 
     @Test("with dropout off, every parameter's gradient matches finite differences", arguments: heads.indices)
@@ -85,7 +87,7 @@ struct GradientCheckTests {
     }
 
     @Test("with dropout on and the masks replayed, every parameter's gradient matches finite differences",
-          arguments: [0, 1, 3])
+          arguments: [0, 1, 3, 6])
     func dropoutOn(index: Int) throws {
         let (_, shape, head, pooling) = Self.heads[index]
         try Self.check(SequenceClassifier(shape: shape, head: head, numLabels: Self.numLabels, pooling: pooling), training: true)

@@ -20,12 +20,12 @@ struct RunCommandTests {
         #expect(summary.split(separator: "\n").count == 3)   // header + 2 folds
         let teacher = try Classifier.load(from: folder.appendingPathComponent("best_model_baseline"))
         #expect((0.3...0.6).contains(teacher.threshold))
-        // Runs per fold in the "sankshep" experiment, with params and per-epoch metrics.
+        // Runs per fold in the seed's default experiment, with params and per-epoch metrics.
         let tracking = try MLflowStore(root: folder.appendingPathComponent("mlruns"))
-        let experiment = try #require(try tracking.experimentID(named: "sankshep"))
+        let experiment = try #require(try tracking.experimentID(named: "Bangla-HateSpeech-Detection"))
         let runs = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("mlruns/\(experiment)").path)
             .filter { $0 != "meta.yaml" }
-        #expect(runs.count == 3)   // a run per fold, and the baseline stage's measurement run
+        #expect(runs.count == 4)   // the job's run, a run per fold under it, and the baseline stage's measurement run
         let foldRuns = try runs.filter { run in
             try String(contentsOf: folder.appendingPathComponent("mlruns/\(experiment)/\(run)/tags/mlflow.runName"), encoding: .utf8).hasPrefix("baseline-fold")
         }
@@ -33,6 +33,13 @@ struct RunCommandTests {
         for run in foldRuns {
             let metrics = folder.appendingPathComponent("mlruns/\(experiment)/\(run)/metrics/val_macro_f1")
             #expect(FileManager.default.fileExists(atPath: metrics.path))
+        }
+        // The job's run holds the summaries and the report as artifacts.
+        let jobRun = try #require(try runs.first { run in
+            try String(contentsOf: folder.appendingPathComponent("mlruns/\(experiment)/\(run)/tags/mlflow.runName"), encoding: .utf8) == "baseline"
+        })
+        for name in ["fold_summary_baseline.csv", "best_metrics_baseline.csv", "pipeline_summary_baseline.csv", "report.html"] {
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("mlruns/\(experiment)/\(jobRun)/artifacts/\(name)").path), "missing artifact \(name)")
         }
         // Rerunning with --resume finds every fold complete and gives the same summary.
         let resumed = try RunCommand.parseAsRoot(["--data_path", Fixtures.bundledData.path, "--data_fraction", "0.03",

@@ -15,29 +15,31 @@ enum PruningTestSupport {
         try smallBert(heads: 4, intermediateSize: 128, seed: seed)
     }
 
-    /// The bundled tokenizer cut to its first 64 entries (the special tokens among them), so it fits a
-    /// 64-row embedding table and a saved folder loads back (a larger tokenizer is refused).
-    static func smallTokenizerDirectory() throws -> URL {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sankshep-tests-tokenizer-64")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let vocabulary = try String(contentsOf: Fixtures.bundledTokenizer.appendingPathComponent("vocab.txt"), encoding: .utf8)
-            .split(separator: "\n", omittingEmptySubsequences: false).prefix(64)
-        try AtomicFile.write(Data((vocabulary.joined(separator: "\n") + "\n").utf8), to: folder.appendingPathComponent("vocab.txt"))
-        try AtomicFile.copy(from: Fixtures.bundledTokenizer.appendingPathComponent("tokenizer_config.json"),
-                            to: folder.appendingPathComponent("tokenizer_config.json"))
-        return folder
-    }
-
-    /// 2 layers, hidden 64, vocabulary 64, random weights, the bundled tokenizer's first 64 entries.
+    /// 2 layers, hidden 64, vocabulary 64, random weights, the first 64 entries of the bundled vocabulary.
     static func smallBert(heads: Int, intermediateSize: Int, seed: UInt64) throws -> Classifier {
-        let tokenizerDirectory = try smallTokenizerDirectory()
-        let tokenizer = try BertTokenizer(directory: tokenizerDirectory)
+        let tokenizerFolder = try smallVocabularyFolder()
+        let tokenizer = try BertTokenizer(directory: tokenizerFolder)
         let config = ModelConfig(modelType: .bert, vocabSize: 64, hiddenSize: 64, numLayers: 2, numHeads: heads,
                                  intermediateSize: intermediateSize, maxPositionEmbeddings: 16, padTokenId: 0, numLabels: 1)
         let network = SequenceClassifier(shape: EncoderShape(config), head: .bertPooler, numLabels: 1, dropoutSeed: seed)
         network.initializeRandomly(seed: seed)
         return Classifier(network: network, config: config, tokenizer: tokenizer,
-                          tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: tokenizerDirectory))
+                          tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: tokenizerFolder))
+    }
+
+    /// vocab.txt with the bundled vocabulary's first 64 entries (the special tokens among them) and its
+    /// tokenizer_config.json: a tokenizer whose ids the 64-row embedding table can read. Made once per
+    /// test process (a static let is initialised once, whichever test gets there first).
+    static func smallVocabularyFolder() throws -> URL { try smallVocabulary.get() }
+
+    private static let smallVocabulary = Result<URL, Error> {
+        let folder = try Fixtures.temporaryFolder("vocabulary64")
+        let entries = try String(contentsOf: Fixtures.bundledTokenizer.appendingPathComponent("vocab.txt"), encoding: .utf8)
+            .split(separator: "\n").prefix(64)
+        try FileManager.default.copyItem(at: Fixtures.bundledTokenizer.appendingPathComponent("tokenizer_config.json"),
+                                         to: folder.appendingPathComponent("tokenizer_config.json"))
+        try Data((entries.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("vocab.txt"))
+        return folder
     }
 
     /// `count` token sequences of ids below 64 ([CLS] = 2 … [SEP] = 3), lengths 3…12.

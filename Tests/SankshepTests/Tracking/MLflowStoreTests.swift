@@ -129,6 +129,50 @@ struct MLflowStoreTests {
         #expect(try read(run.directory.appendingPathComponent("metrics/loss")) == "1700000001000 0.5 0\n1700000002000 0.25 1\n")
     }
 
+    @Test("an artifact is copied into the run's artifacts folder, under its sub-folder when given")
+    func artifact() throws {
+        let store = try MLflowStore(root: try freshRoot("artifact"), user: "tester")
+        let run = try store.startRun(experimentID: "0", name: "a")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sankshep-artifact-\(UUID().uuidString)/summary.csv")
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: file.deletingLastPathComponent()) }
+        try Data("stage,f1\nbaseline,0.5\n".utf8).write(to: file)
+        try run.logArtifact(file)
+        try run.logArtifact(file, directory: "tables")
+        #expect(try read(run.directory.appendingPathComponent("artifacts/summary.csv")) == "stage,f1\nbaseline,0.5\n")
+        #expect(try read(run.directory.appendingPathComponent("artifacts/tables/summary.csv")) == "stage,f1\nbaseline,0.5\n")
+        #expect(throws: TrackingError.self) { try run.logArtifact(file, directory: "../escape") }
+        #expect(try read(run.directory.appendingPathComponent("tags/mlflow.user")) == "tester")
+        #expect(try yaml(run.directory.appendingPathComponent("meta.yaml"))["user_id"] as? String == "tester")
+    }
+
+    @Test("a slice job's file store, named by a file: URI, reads in MLflow with the job's run, its nested runs and artifacts",
+          .enabled(if: PythonEnvironment.available))
+    func sliceJobReadsInMLflow() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = folder.appendingPathComponent("elsewhere/mlruns")
+        try (RunCommand.parseAsRoot(["--data_path", Fixtures.bundledData.path, "--data_fraction", "0.03", "--num_folds", "2",
+                                     "--epochs", "1", "--threads", "1", "--output_dir", folder.path, "--author_name", "tester",
+                                     "--mlflow_tracking_uri", "file://" + store.path]) as! RunCommand).run()
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("mlruns").path))
+        let result = try PythonEnvironment.run("check_mlflow_store.py", [store.path, "--experiment", "Bangla-HateSpeech-Detection",
+                                                                          "--min-runs", "4"])
+        #expect(result.status == 0, "\(result.standardOutput)\n\(result.standardError)")
+        let listing = try PythonEnvironment.run("-c", [
+            "import os, sys; os.environ['MLFLOW_ALLOW_FILE_STORE'] = 'true'\n"
+            + "from mlflow.tracking import MlflowClient\n"
+            + "client = MlflowClient('file://' + sys.argv[1])\n"
+            + "runs = client.search_runs([client.get_experiment_by_name('Bangla-HateSpeech-Detection').experiment_id])\n"
+            + "job = [r for r in runs if r.info.run_name == 'baseline'][0]\n"
+            + "print(sorted(a.path for a in client.list_artifacts(job.info.run_id)))\n"
+            + "print(sorted({r.data.tags.get('mlflow.parentRunId') == job.info.run_id for r in runs if r is not job}))\n"
+            + "print(sorted({r.data.tags['mlflow.user'] for r in runs}))",
+            store.path])
+        #expect(listing.standardOutput == "['best_metrics_baseline.csv', 'fold_summary_baseline.csv', 'pipeline_summary_baseline.csv', 'report.html']\n[True]\n['tester']\n",
+                "\(listing.standardError)")
+    }
+
     @Test("nested runs carry their parent's id in mlflow.parentRunId")
     func nested() throws {
         let store = try MLflowStore(root: try freshRoot("nested"))

@@ -23,8 +23,10 @@ enum StudentFactory {
             return try fromPreset(preset, teacher: teacher, headHidden: headHidden, dropout: dropout, pooling: pooling, seed: seed)
         case .path(let path):
             let url = URL(fileURLWithPath: path)
-            guard FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path) else {
-                throw DistillationError("--student_path \(path): no config.json there; expected a Hugging Face model folder")
+            let files = FileManager.default
+            guard files.fileExists(atPath: url.appendingPathComponent("config.json").path)
+                    || files.fileExists(atPath: url.appendingPathComponent(SeedFolder.headFileName).path) else {
+                throw DistillationError("--student_path \(path): no config.json there; expected a Hugging Face model folder or a seed framework folder")
             }
             return try Classifier.load(from: url, pooling: pooling, dropout: dropout, seed: seed, logger: logger)
         case .teacherLayers(let chosen):
@@ -57,6 +59,10 @@ enum StudentFactory {
         let teacherLayers = teacher.config.numLayers
         guard !layers.isEmpty, let bad = Optional(layers.filter { $0 < 0 || $0 >= teacherLayers }), bad.isEmpty else {
             throw DistillationError("--student_layers \(layers.map(String.init).joined(separator: ",")): the teacher has layers 0…\(teacherLayers - 1)")
+        }
+        let headLayers = teacher.network.head.inputLayers
+        guard headLayers <= layers.count + 1 else {
+            throw DistillationError("--student_layers \(layers.map(String.init).joined(separator: ",")): the teacher's head reads the last \(headLayers) hidden states (use_multi_layers), so a student of its layers needs at least \(headLayers - 1)")
         }
         var config = teacher.config
         config.numLayers = layers.count

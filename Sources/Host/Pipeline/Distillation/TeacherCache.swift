@@ -19,6 +19,7 @@ struct TeacherOutputs: Sendable, Equatable {
 /// Memory is Σ rows of T·H per hidden state and T² per attention layer, in Float.
 final class TeacherCache {
     struct Entry: Sendable {
+        /// The binary logit (`BinaryReadout`): l₁ − l₀ for a two-label teacher.
         let logit: Float
         /// Real tokens of the row under the teacher's tokenizer.
         let length: Int
@@ -48,6 +49,8 @@ final class TeacherCache {
             let padded = Batching.pad(sequences, batch: Batch(indices: dataRows, paddedLength: batch.paddedLength), padID: teacher.tokenizer.padId)
             let logits = try network.forward(inputIds: padded.inputIDs.map(Int32.init), attentionMask: padded.attentionMask.map(Int32.init),
                                              batch: padded.batchSize, length: padded.sequenceLength, training: false)
+            // The teacher's binary logit: what a one-logit student's logit is compared with.
+            let binaryLogits = BinaryReadout.binaryLogits(logits, labels: network.numLabels)
             let T = padded.sequenceLength
             let hidden = outputs.hiddenStates.map { network.hiddenState($0).scalars }          // each (B, T, H)
             let attention = outputs.attentionLayers.map { network.attentionProbabilities(layer: $0) }   // each (B, nh, T, T)
@@ -58,7 +61,7 @@ final class TeacherCache {
                     return outputs.pooledHiddenStates ? Self.meanOverTokens(Array(tokens), length: length, width: H) : Array(tokens)
                 }
                 let rowAttention = attention.map { Self.headMean($0.scalars, batchIndex: b, heads: $0.shape[1], paddedLength: T, length: length) }
-                entries[row] = Entry(logit: logits[b * network.numLabels], length: length, hidden: rowHidden, attention: rowAttention)
+                entries[row] = Entry(logit: binaryLogits[b], length: length, hidden: rowHidden, attention: rowAttention)
                 forwardsPerRow[row, default: 0] += 1
             }
         }

@@ -257,6 +257,12 @@ final class QuantizedClassifier: DeployableModel {
             throw fail("metadata 'sankshep.layers' or 'sankshep.head' is not the JSON this version writes (\(error))")
         }
         let config = try ModelConfig.read(directory.appendingPathComponent("config.json"))
+        guard head.head.inputLayers >= 1, head.head.inputLayers <= config.numLayers + 1 else {
+            throw fail("metadata 'sankshep.head' reads \(head.head.inputLayers) hidden states, the encoder has \(config.numLayers + 1)")
+        }
+        guard BinaryReadout.supportedLabels.contains(config.numLabels) else {
+            throw fail("config.json names \(config.numLabels) labels: a hate-speech head has 1 logit (sigmoid) or 2 (softmax)")
+        }
         let settings = SankshepSettings.read(from: directory)
         let tokenizer = try BertTokenizer(directory: directory)
         let network = SequenceClassifier(shape: EncoderShape(config), head: head.head, numLabels: config.numLabels,
@@ -329,19 +335,21 @@ final class QuantizedClassifier: DeployableModel {
 struct HeadRecord: Codable {
     var kind: String
     var hidden: Int?
+    /// The seed head's `use_multi_layers` (4); absent for 1.
+    var layers: Int?
 
     init(_ head: ClassifierHead) {
         switch head {
         case .bertPooler: kind = "bert_pooler"
         case .distilbert: kind = "distilbert"
-        case .seedMLP(let hidden): kind = "seed_mlp"; self.hidden = hidden
+        case .seedMLP(let hidden, let layers): kind = "seed_mlp"; self.hidden = hidden; self.layers = layers == 1 ? nil : layers
         }
     }
 
     var head: ClassifierHead {
         switch kind {
         case "distilbert": .distilbert
-        case "seed_mlp": .seedMLP(hidden: hidden ?? 256)
+        case "seed_mlp": .seedMLP(hidden: hidden ?? 256, layers: layers ?? 1)
         default: .bertPooler
         }
     }
@@ -356,12 +364,12 @@ extension JSONEncoder {
 }
 
 /// Loads a model folder for eval, predict and bench: a quantized folder through its plugins, anything
-/// else as a float `Classifier`.
+/// else as a float `Classifier`, which must have a trained head (a random one would answer garbage).
 func loadDeployableModel(from directory: URL, registry: PluginRegistry, logger: Logger? = nil) throws -> DeployableModel {
     if QuantizedClassifier.isQuantizedFolder(directory) {
         return try QuantizedClassifier.load(from: directory, registry: registry)
     }
-    return try Classifier.load(from: directory, logger: logger)
+    return try Classifier.load(from: directory, requireTrainedHead: true, logger: logger)
 }
 
 extension DeployableModel {
