@@ -16,6 +16,8 @@ struct RunContext {
     /// Parameters every MLflow run of this pipeline records.
     let parameters: [String: String]
     var logger: Logger
+    /// The tokenized-data cache (`--cache_dir`), for a stage whose model has its own tokenizer.
+    var tokenCache: TokenCache? = nil
 
     var checkpointDirectory: URL { outputDirectory.appendingPathComponent("checkpoints") }
 }
