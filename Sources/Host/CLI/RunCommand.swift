@@ -18,7 +18,7 @@ struct RunCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Stages to run: \(PipelineName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Stages to run: \(PipelineName.allCases.map(\.rawValue).joined(separator: ", ")).", transform: oneLineChoice)
     var pipeline: PipelineName = .baseline
 
     @OptionGroup(title: "Data") var data: DataOptions

@@ -14,6 +14,15 @@ enum PipelineName: String, CaseIterable, ExpressibleByArgument, Sendable {
     var includesQuantization: Bool { rawValue.contains("quant") }
 }
 
+/// A choice among `T`'s values, refused in one line naming them all (ArgumentParser lists six or more
+/// choices one per line).
+func oneLineChoice<T: RawRepresentable & CaseIterable>(_ text: String) throws -> T where T.RawValue == String {
+    guard let value = T(rawValue: text) else {
+        throw ValidationError("expected one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return value
+}
+
 extension StratificationType: ExpressibleByArgument {}
 extension LearningRateSchedule.Kind: ExpressibleByArgument {}
 enum LossType: String, CaseIterable, ExpressibleByArgument, Sendable { case bce, focal }
@@ -233,7 +242,7 @@ struct PruningOptions: ParsableArguments {
     @Option(name: .customLong("prune_frequency"), help: "Gradual pruning: optimizer steps between mask updates (default: 100).")
     var pruneFrequency: Int?
 
-    @Option(name: .customLong("prune_layers"), help: "What is pruned: all (every linear layer but the final classifier row, and the word embeddings), linear (the same without the embeddings), encoder (the encoder's linear layers), attention, ffn, or embeddings (the word embeddings alone).")
+    @Option(name: .customLong("prune_layers"), help: "What is pruned: all (every linear layer but the final classifier row, and the word embeddings), linear (the same without the embeddings), encoder (the encoder's linear layers), attention, ffn, or embeddings (the word embeddings alone).", transform: oneLineChoice)
     var pruneLayers: PruneLayers = .all
 
     @Option(name: .customLong("calib_samples"), help: "Calibration comments for methods that need activation statistics (wanda).")
