@@ -9,12 +9,14 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Train the teacher with k-fold cross-validation and compress it, stage by stage.",
         discussion: """
-        With no options, runs on the bundled data (data/HateSpeech.csv) with the built-in small presets.
-        Every stage is evaluated on the same held-out rows (the best fold's validation split; fold 1's
-        with --skip_baseline), with the decision threshold searched again. Outputs go to --output_dir
+        With no options, runs on the bundled data (data/HateSpeech.csv) with the built-in small presets. \
+        Every stage is evaluated on the same held-out rows (the best fold's validation split; fold 1's \
+        with --skip_baseline), with the decision threshold searched again. Outputs go to --output_dir \
         (folds_<tag>.csv says which fold holds each CSV row); --resume continues an interrupted run.
-        The options are the seed framework's, with its defaults, except where the built-in presets have
-        their own (--batch, --lr, --epochs) and --student_path (default: the student preset).
+
+        The options are the seed framework's, with its defaults, except where the built-in presets have \
+        their own (--batch, --lr, --epochs) and --student_path (default: the student preset). The final \
+        model folder is always a Hugging Face folder (--save_huggingface is accepted).
         """
     )
 

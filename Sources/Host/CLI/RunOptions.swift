@@ -67,7 +67,7 @@ struct DataOptions: ParsableArguments {
 }
 
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "Batch size (default: 32; a built-in preset's own, also 32, without --model_path).")
+    @Option(help: "Batch size (default: 32; without --model_path, the preset's own, 32 for teacher-small).")
     var batch: Int?
 
     @Option(help: "Peak learning rate (default: 2e-5 with --model_path; a built-in preset's own otherwise, 1e-3 for teacher-small).")
@@ -159,6 +159,9 @@ struct ModelOptions: ParsableArguments {
         }
         if let teacherCheckpoint, !skipBaseline {
             throw ValidationError("--teacher_checkpoint \(teacherCheckpoint) is used with --skip_baseline; without it the baseline trains its own teacher")
+        }
+        if let teacherCheckpoint, !FileManager.default.fileExists(atPath: teacherCheckpoint) {
+            throw ValidationError("--teacher_checkpoint \(teacherCheckpoint): no such file or folder")
         }
     }
 }

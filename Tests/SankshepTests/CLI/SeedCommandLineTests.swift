@@ -183,6 +183,21 @@ struct SeedCommandLineTests {
         #expect(total.hasSuffix(",0.5000"), "\(total)")
     }
 
+    @Test("--skip_baseline with a .safetensors of the teacher preset's architecture takes its weights")
+    func presetWeightsTeacher() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let preset = try #require(ModelPreset.named("teacher-small"))
+        let saved = try Classifier.fromPreset(preset, tokenizerDirectory: Fixtures.bundledTokenizer, dropout: 0.1, pooling: .cls, seed: 5)
+        try saved.save(to: folder.appendingPathComponent("trained"))
+        let weights = folder.appendingPathComponent("trained/model.safetensors")
+        try SeedCommandLines.run(["--pipeline", "baseline", "--dataset_path", SeedCommandLines.data, "--skip_baseline",
+                                  "--teacher_checkpoint", weights.path] + SeedCommandLines.slice, in: folder)
+        let teacher = try Classifier.load(from: folder.appendingPathComponent("out/best_model_baseline"))
+        #expect(teacher.namedTensors().map(\.tensor) == saved.namedTensors().map(\.tensor))
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("out/final_teacher/config.json").path))
+    }
+
     @Test("options checked by other tests parse into their values")
     func parsedOnly() throws {
         let command = try #require(try RunCommand.parseAsRoot(SeedCommandLines.studentFolder) as? RunCommand)
@@ -229,7 +244,9 @@ struct SeedOptionValueTests {
         (["--quant_method", "dynamic", "--quant_dtype", "fp16"], "--quant_dtype"),
         (["--quant_method", "fp16", "--quant_dtype", "int4"], "--quant_dtype"),
         (["--quant_calibration_batches", "0"], "--quant_calibration_batches"),
-        (["--skip_baseline"], "--teacher_checkpoint"), (["--teacher_checkpoint", "best_model_fold0.pt"], "--skip_baseline"),
+        (["--skip_baseline"], "--teacher_checkpoint"),
+        (["--teacher_checkpoint", Fixtures.url("seed-checkpoint/best_model_fold0.pt").path], "--skip_baseline"),
+        (["--skip_baseline", "--teacher_checkpoint", "no/such/best_model_fold0.pt"], "no such file"),
     ]
 
     @Test("an impossible value is refused in one line naming the option", arguments: impossible)
@@ -237,6 +254,25 @@ struct SeedOptionValueTests {
         let message = Self.refusal(arguments)
         #expect(message?.contains(option) == true, "\(arguments): \(message ?? "accepted")")
         #expect(message?.contains("\n") == false, "\(message ?? "")")
+    }
+
+    @Test("a refusal that needs the plugins comes in one line before any output is written",
+          arguments: [["--pipeline", "baseline_prune", "--prune_method", "structured", "--prune_layers", "embeddings"],
+                      ["--pipeline", "baseline_prune", "--prune_option", "structure=both", "--prune_layers", "ffn"],
+                      ["--pipeline", "baseline_prune", "--prune_method", "obs"]])
+    func refusedBeforeWork(_ arguments: [String]) throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("out")
+        let command = try #require(try RunCommand.parseAsRoot(arguments + ["--output_dir", out.path]) as? RunCommand)
+        do {
+            try command.run()
+            Issue.record("\(arguments) ran")
+        } catch {
+            #expect("\(error)".contains("--prune_"), "\(error)")
+            #expect(!"\(error)".contains("\n"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.path))
     }
 
     @Test("the ends of the seed's ranges are accepted",
