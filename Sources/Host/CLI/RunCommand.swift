@@ -104,6 +104,7 @@ struct RunCommand: ParsableCommand {
         let prototype = try givenTeacher?.teacher ?? makeTeacher()
         let teacherName = model.teacherCheckpoint ?? preset.map { "preset \($0.name) (\($0.summary))" } ?? model.modelPath ?? ""
         logger.info("teacher: \(teacherName), \(prototype.parameterCount) parameters")
+        try checkMaxLength(teacher: prototype, teacherName: teacherName, recipe: recipe)
         let sequences = try tokenCache.sequences(dataset.texts, tokenizer: prototype.tokenizer,
                                                  tokenizerFiles: prototype.tokenizerFiles, logger: logger)
 
@@ -128,6 +129,26 @@ struct RunCommand: ParsableCommand {
         print(SummaryTable.render(summary.rows))
     }
 
+    /// `--max_length` against the positions of the teacher and of a distilled student: a longer
+    /// sequence has no position embedding, so it is refused here rather than in the middle of a stage.
+    private func checkMaxLength(teacher: Classifier, teacherName: String, recipe: Recipe) throws {
+        var models = [(name: "the teacher \(teacherName)", positions: teacher.config.maxPositionEmbeddings)]
+        for case .distill(let distill) in recipe.stages {
+            switch distill.student {
+            case .preset(let name):
+                if let preset = ModelPreset.named(name) { models.append(("the student preset \(name)", preset.maxPositions)) }
+            case .path(let path):
+                let config = URL(fileURLWithPath: path).appendingPathComponent("config.json")
+                if let student = try? ModelConfig.read(config) { models.append(("the student \(path)", student.maxPositionEmbeddings)) }
+            case .teacherLayers:
+                break
+            }
+        }
+        if let short = models.first(where: { data.maxLength > $0.positions }) {
+            throw ValidationFailure("--max_length \(data.maxLength) is longer than the \(short.positions) positions of \(short.name) (max_position_embeddings); use --max_length \(short.positions) or less")
+        }
+    }
+
     /// The recipe of `--pipeline` from the seed's stage options; says which of them a method ignores.
     private func builtInRecipe(_ registry: PluginRegistry, logger: Logger) throws -> Recipe {
         let options = try StageOptions(distillation: distillation, pruning: pruning, quantization: quantization, methods: registry)
@@ -136,7 +157,8 @@ struct RunCommand: ParsableCommand {
                 logger.info("--prune_method structured: whole units ranked by magnitude, structure=\(options.pruneOptions["structure"] ?? "none") in the \(options.pruneLayers.rawValue) layers")
             }
             let given = pruning.givenScheduleOptions
-            if options.pruneStartEpoch == nil, !given.isEmpty {
+            let isSchedule = registry.methodSchemas.first { $0.name == options.pruneMethod }?.kind == .schedule
+            if !isSchedule, !given.isEmpty {
                 logger.notice("\(given.joined(separator: ", ")): only schedule methods such as gradual use them; '\(options.pruneMethod)' prunes at once")
             }
             if let end = options.pruneEndEpoch, end != pruning.scheduleWindow.endEpoch {

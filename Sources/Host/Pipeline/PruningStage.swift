@@ -6,8 +6,8 @@ import Logging
 /// 1. choose the weights (`layers`: attention, ffn, encoder, linear, embeddings, all);
 /// 2. for methods that ask (WANDA), collect input statistics on `calib_samples` training comments;
 /// 3. masks from the plugin method: per layer, or one ranking over all layers (`scope=global`, through
-///    the method's scores), or whole FFN neurons (`structure=ffn`) or attention heads (`structure=heads`)
-///    through the method's structured mode;
+///    the method's scores), or whole FFN neurons (`structure=ffn`), attention heads (`structure=heads`)
+///    or both (`structure=both`) through the method's structured mode;
 ///    a schedule method (gradual) instead raises sparsity while fine-tuning, its criterion picking
 ///    the weights at every update;
 /// 4. heal: fine-tune with the masks enforced after every optimizer step;
@@ -96,9 +96,8 @@ struct PruningStage: CompressionStage {
             logger.info("FFN neurons removed: intermediate_size \(classifier.config.intermediateSize) → \(result.config.intermediateSize)")
         }
         if structure.removesHeads, let keep = StructuredHeads.keptHeads(masks, network: classifier.network) {
-            // After the FFN neurons (if any) went: the attention weights are the same in both models.
-            let unreduced = result
-            result = try StructuredHeads.remove(unreduced, keep: keep)
+            // From the model whose FFN neurons (if any) already went: its attention weights are the same.
+            result = try StructuredHeads.remove(result, keep: keep)
             let attentionModules = Set(classifier.network.names.layers.flatMap { [$0.query, $0.key, $0.value, $0.attentionOutput] })
             compressed = compressed.filter { !attentionModules.contains($0.name) }
             let heads = (0..<result.network.shape.layers).map { result.network.shape.heads(inLayer: $0) }
