@@ -64,7 +64,7 @@ struct PredictCommand: ParsableCommand {
             rows += loaded.sourceRows.map { Optional($0) }
         }
         let cut = threshold ?? classifier.threshold
-        let probabilities = classifier.probabilities(of: texts, maxLength: maxLength, batchSize: batch)
+        let probabilities = try classifier.probabilities(of: texts, maxLength: maxLength, batchSize: batch)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var lines = Data()
@@ -125,7 +125,7 @@ struct EvalCommand: ParsableCommand {
         options.onBadRows = data.onBadRows
         options.dataFraction = data.dataFraction
         let dataset = try CommentDataset.load(contentsOf: dataURL, options: options, logger: logger)
-        let probabilities = classifier.probabilities(of: dataset.texts, maxLength: data.maxLength, batchSize: batch)
+        let probabilities = try classifier.probabilities(of: dataset.texts, maxLength: data.maxLength, batchSize: batch)
         let atThreshold = MetricsRow(ClassificationMetrics(probabilities: probabilities, labels: dataset.labels, threshold: classifier.threshold))
         let search = ThresholdSearch.search(probabilities: probabilities, labels: dataset.labels)
         let report = EvaluationReport(model: model, data: dataURL.path, rows: dataset.count, atSavedThreshold: atThreshold,

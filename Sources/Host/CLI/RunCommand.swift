@@ -73,7 +73,7 @@ struct RunCommand: ParsableCommand {
         let dataset = try CommentDataset.load(contentsOf: dataURL, options: csvOptions, logger: logger)
         logger.info("\(dataURL.path): \(dataset.count) comments, \(dataset.positives) hate speech")
         let tokenCache = TokenCache(directory: URL(fileURLWithPath: output.cacheDir),
-                                    dataKey: try TokenCache.dataKey(file: dataURL, options: csvOptions), maxLength: data.maxLength)
+                                    dataKey: try TokenCache.dataKey(file: dataURL, options: csvOptions))
 
         // The teacher: a built-in preset or a Hugging Face folder.
         let preset = model.modelPath == nil ? ModelPreset.named(model.teacherPreset)! : nil
@@ -104,9 +104,11 @@ struct RunCommand: ParsableCommand {
         let prototype = try givenTeacher?.teacher ?? makeTeacher()
         let teacherName = model.teacherCheckpoint ?? preset.map { "preset \($0.name) (\($0.summary))" } ?? model.modelPath ?? ""
         logger.info("teacher: \(teacherName), \(prototype.parameterCount) parameters")
-        try checkMaxLength(teacher: prototype, teacherName: teacherName, recipe: recipe)
-        let sequences = try tokenCache.sequences(dataset.texts, tokenizer: prototype.tokenizer,
-                                                 tokenizerFiles: prototype.tokenizerFiles, logger: logger)
+        let corpus = TokenizedCorpus(texts: dataset.texts, maxLength: data.maxLength) { [dataset] tokenizer, maxLength in
+            tokenCache.sequences(dataset.texts, tokenizer: tokenizer, maxLength: maxLength, logger: logger)
+        }
+        // Tokenized now, so a tokenizer the model cannot read fails before any training.
+        _ = try corpus.sequences(for: prototype)
 
         let (folds, foldReport) = try Folds.kFold(texts: dataset.texts, labels: dataset.labels, k: training.numFolds,
                                                   stratification: training.stratificationType, seed: UInt64(training.seed))
@@ -115,11 +117,10 @@ struct RunCommand: ParsableCommand {
 
         let tracking = try MLflowStore(root: outputDirectory.appendingPathComponent("mlruns"))
         let context = RunContext(
-            outputDirectory: outputDirectory, tag: tag, dataset: dataset, sequences: sequences, folds: folds,
+            outputDirectory: outputDirectory, tag: tag, dataset: dataset, corpus: corpus, folds: folds,
             foldReport: foldReport, resume: output.resume, tracking: tracking,
             experimentID: try tracking.experiment(named: "sankshep"),
-            parameters: runParameters(settings: settings, preset: preset, dataURL: dataURL), logger: logger,
-            tokenCache: tokenCache)
+            parameters: runParameters(settings: settings, preset: preset, dataURL: dataURL), logger: logger)
 
         let runner = PipelineRunner(recipe: recipe, methods: methods, registry: registry, settings: settings,
                                     makeTeacher: makeTeacher, stages: stages, givenTeacher: givenTeacher)
@@ -127,26 +128,6 @@ struct RunCommand: ParsableCommand {
         printSummary(baseline, context: context, seconds: Date().timeIntervalSince(started))
         print("")
         print(SummaryTable.render(summary.rows))
-    }
-
-    /// `--max_length` against the positions of the teacher and of a distilled student: a longer
-    /// sequence has no position embedding, so it is refused here rather than in the middle of a stage.
-    private func checkMaxLength(teacher: Classifier, teacherName: String, recipe: Recipe) throws {
-        var models = [(name: "the teacher \(teacherName)", positions: teacher.config.maxPositionEmbeddings)]
-        for case .distill(let distill) in recipe.stages {
-            switch distill.student {
-            case .preset(let name):
-                if let preset = ModelPreset.named(name) { models.append(("the student preset \(name)", preset.maxPositions)) }
-            case .path(let path):
-                let config = URL(fileURLWithPath: path).appendingPathComponent("config.json")
-                if let student = try? ModelConfig.read(config) { models.append(("the student \(path)", student.maxPositionEmbeddings)) }
-            case .teacherLayers:
-                break
-            }
-        }
-        if let short = models.first(where: { data.maxLength > $0.positions }) {
-            throw ValidationFailure("--max_length \(data.maxLength) is longer than the \(short.positions) positions of \(short.name) (max_position_embeddings); use --max_length \(short.positions) or less")
-        }
     }
 
     /// The recipe of `--pipeline` from the seed's stage options; says which of them a method ignores.

@@ -161,6 +161,44 @@ struct ModelConfig: Sendable, Equatable {
             throw fail("the hidden size \(hiddenSize) is not a multiple of the \(numHeads) attention heads")
         }
         guard padTokenId < vocabSize else { throw fail("pad_token_id \(padTokenId) is outside the vocabulary of \(vocabSize)") }
+        // Every size above is the file's claim: before anything allocates from them, the parameter
+        // count must be a number, and the values and gradients must fit in this machine's memory.
+        guard let parameters = Self.parameterCount(vocab: vocabSize, positions: maxPositionEmbeddings, types: typeVocabSize,
+                                                   hidden: hiddenSize, intermediate: intermediateSize, layers: numLayers) else {
+            throw fail("the sizes (vocab_size \(vocabSize), hidden_size \(hiddenSize), intermediate_size \(intermediateSize), \(numLayers) layers, max_position_embeddings \(maxPositionEmbeddings)) describe more parameters than can be counted")
+        }
+        let memory = ProcessInfo.processInfo.physicalMemory
+        let (needed, overflow) = UInt64(parameters).multipliedReportingOverflow(by: 8)   // float values + gradients
+        guard !overflow, needed <= memory else {
+            throw fail(String(format: "the sizes describe %d parameters, %.1f GB with their gradients, more than this machine's %.1f GB of memory",
+                              parameters, Double(parameters) * 8 / 1e9, Double(memory) / 1e9))
+        }
+    }
+
+    /// An encoder's parameters, about (embeddings, layers, head), or nil when the product overflows.
+    static func parameterCount(vocab: Int, positions: Int, types: Int, hidden: Int, intermediate: Int, layers: Int) -> Int? {
+        func product(_ factors: Int...) -> Int? {
+            var result = 1
+            for factor in factors {
+                let (next, overflow) = result.multipliedReportingOverflow(by: factor)
+                if overflow { return nil }
+                result = next
+            }
+            return result
+        }
+        func sum(_ terms: Int?...) -> Int? {
+            var result = 0
+            for term in terms {
+                guard let term else { return nil }
+                let (next, overflow) = result.addingReportingOverflow(term)
+                if overflow { return nil }
+                result = next
+            }
+            return result
+        }
+        let embeddings = sum(product(vocab, hidden), product(positions, hidden), product(types, hidden))
+        let perLayer = sum(product(4, hidden, hidden), product(2, hidden, intermediate), product(10, hidden), intermediate)
+        return sum(embeddings, perLayer.flatMap { product($0, layers) }, product(hidden, hidden), product(2, hidden))
     }
 
     /// Checks `pruned_heads`: an object whose keys are layer indices and whose values list distinct

@@ -43,6 +43,10 @@ enum PickleValue {
 
 final class PickleList {
     var items: [PickleValue] = []
+    /// Containers inside it plus one (see `PickleMachine.maximumDepth`).
+    var depth = 1
+    /// Put inside another container: from then on it may not be filled (which is what rules out cycles).
+    var isNested = false
 }
 
 /// An insertion-ordered dict, as Python's: SETITEM on an existing key replaces the value in place.
@@ -62,6 +66,9 @@ final class PickleDict {
     private(set) var keys: [Key] = []
     private(set) var values: [PickleValue] = []
     private var index: [Key: Int] = [:]
+    /// As PickleList's.
+    var depth = 1
+    var isNested = false
 
     func set(_ key: Key, _ value: PickleValue) {
         if let position = index[key] {
@@ -80,7 +87,14 @@ final class PickleDict {
 /// numbers, strings, memo, persistent ids and REDUCE of globals. It never imports or calls anything
 /// by itself: every GLOBAL goes through `resolveGlobal` (which refuses what it does not know), every
 /// REDUCE through `call`, every persistent id through `persistentLoad`. Unknown opcodes are refused.
+///
+/// What it builds is bounded: containers nest at most `maximumDepth` deep, and a list or dict is
+/// filled only before it is put inside another container, so no value can contain itself. (A state
+/// dict nests about five deep and is always pickled that way; a hostile file that nests 100,000 deep
+/// or refers to itself would otherwise overflow the stack of whatever walks or frees the value.)
 struct PickleMachine {
+    static let maximumDepth = 100
+
     /// For error messages: the file (and member) being read.
     let file: String
     let resolveGlobal: (_ module: String, _ name: String) throws -> PickleValue
@@ -113,9 +127,11 @@ struct PickleMachine {
 
     private func run(bytes: UnsafeRawBufferPointer, from start: Int) throws -> (value: PickleValue, end: Int) {
         var position = start
-        var stack: [PickleValue] = []
+        /// Each value with the depth of the containers in it (0 for a number or a string).
+        struct Item { var value: PickleValue; var depth: Int }
+        var stack: [Item] = []
         var marks: [Int] = []
-        var memo: [Int: PickleValue] = [:]
+        var memo: [Int: Item] = [:]
 
         func fail(_ problem: String) -> CheckpointError {
             CheckpointError(file: file, problem: "pickle byte \(position): \(problem)")
@@ -138,17 +154,42 @@ struct PickleMachine {
             guard let text = String(validating: try read(Int(count)), as: UTF8.self) else { throw fail("string is not UTF-8") }
             return text
         }
-        func pop() throws -> PickleValue {
+        /// A list's or dict's depth is its own (it grows while it is filled); a tuple's is fixed.
+        func depth(_ item: Item) -> Int {
+            switch item.value {
+            case .list(let list): list.depth
+            case .dict(let dict): dict.depth
+            default: item.depth
+            }
+        }
+        func push(_ value: PickleValue, depth: Int = 0) throws {
+            guard depth <= Self.maximumDepth else { throw fail("containers nest deeper than \(Self.maximumDepth); a state dict nests a few levels") }
+            stack.append(Item(value: value, depth: depth))
+        }
+        /// A container holding `children`: they are nested from now on, and it is one deeper than the deepest.
+        func nest(_ children: [Item]) -> Int {
+            var deepest = 0
+            for child in children {
+                deepest = max(deepest, depth(child))
+                switch child.value {
+                case .list(let list): list.isNested = true
+                case .dict(let dict): dict.isNested = true
+                default: break
+                }
+            }
+            return deepest + 1
+        }
+        func pop() throws -> Item {
             guard let value = stack.popLast() else { throw fail("stack underflow") }
             if let mark = marks.last, stack.count < mark { throw fail("stack underflow past a MARK") }
             return value
         }
-        func popToMark() throws -> [PickleValue] {
+        func popToMark() throws -> [Item] {
             guard let mark = marks.popLast() else { throw fail("no MARK on the stack") }
             defer { stack.removeSubrange(mark...) }
             return Array(stack[mark...])
         }
-        func top() throws -> PickleValue {
+        func top() throws -> Item {
             guard let value = stack.last else { throw fail("stack underflow") }
             return value
         }
@@ -161,16 +202,41 @@ struct PickleMachine {
             default: throw fail("dict key is \(value.kind); a state dict only has string keys")
             }
         }
-        func setItems(_ pairs: [PickleValue], into target: PickleValue) throws {
-            guard case .dict(let dict) = target else { throw fail("SETITEM on \(target.kind), not a dict") }
+        func isSameContainer(_ item: Item, _ target: PickleValue) -> Bool {
+            switch (item.value, target) {
+            case (.list(let a), .list(let b)): a === b
+            case (.dict(let a), .dict(let b)): a === b
+            default: false
+            }
+        }
+        func fill(_ target: Item, with children: [Item], operation: String) throws {
+            if children.contains(where: { isSameContainer($0, target.value) }) { throw fail("\(operation) puts a container inside itself") }
+            let isNested = switch target.value {
+            case .list(let list): list.isNested
+            case .dict(let dict): dict.isNested
+            default: false
+            }
+            guard !isNested else { throw fail("\(operation) fills a container already inside another one; a state dict never does") }
+            let childDepth = nest(children)
+            guard childDepth <= Self.maximumDepth else { throw fail("containers nest deeper than \(Self.maximumDepth); a state dict nests a few levels") }
+            switch target.value {
+            case .list(let list): list.depth = max(list.depth, childDepth)
+            case .dict(let dict): dict.depth = max(dict.depth, childDepth)
+            default: break
+            }
+        }
+        func setItems(_ pairs: [Item], into target: Item) throws {
+            guard case .dict(let dict) = target.value else { throw fail("SETITEM on \(target.value.kind), not a dict") }
             guard pairs.count % 2 == 0 else { throw fail("SETITEMS with an odd number of values") }
-            for i in stride(from: 0, to: pairs.count, by: 2) { dict.set(try key(pairs[i]), pairs[i + 1]) }
+            try fill(target, with: pairs, operation: "SETITEMS")
+            for i in stride(from: 0, to: pairs.count, by: 2) { dict.set(try key(pairs[i].value), pairs[i + 1].value) }
         }
-        func appendItems(_ items: [PickleValue], to target: PickleValue) throws {
-            guard case .list(let list) = target else { throw fail("APPEND on \(target.kind), not a list") }
-            list.items.append(contentsOf: items)
+        func appendItems(_ items: [Item], to target: Item) throws {
+            guard case .list(let list) = target.value else { throw fail("APPEND on \(target.value.kind), not a list") }
+            try fill(target, with: items, operation: "APPEND")
+            list.items.append(contentsOf: items.map(\.value))
         }
-        func memoGet(_ index: Int) throws -> PickleValue {
+        func memoGet(_ index: Int) throws -> Item {
             guard let value = memo[index] else { throw fail("memo entry \(index) was never stored") }
             return value
         }
@@ -193,7 +259,7 @@ struct PickleMachine {
             case .stop:
                 let result = try pop()
                 guard stack.isEmpty, marks.isEmpty else { throw fail("STOP with values left on the stack") }
-                return (result, position)
+                return (result.value, position)
             case .mark:
                 marks.append(stack.count)
             case .pop:
@@ -203,57 +269,60 @@ struct PickleMachine {
             case .dup:
                 stack.append(try top())
             case .none:
-                stack.append(.none)
+                try push(.none)
             case .newTrue:
-                stack.append(.bool(true))
+                try push(.bool(true))
             case .newFalse:
-                stack.append(.bool(false))
+                try push(.bool(false))
             case .binInt:
-                stack.append(.int(Int(Int32(truncatingIfNeeded: try readUInt(4)))))
+                try push(.int(Int(Int32(truncatingIfNeeded: try readUInt(4)))))
             case .binInt1:
-                stack.append(.int(Int(try readUInt(1))))
+                try push(.int(Int(try readUInt(1))))
             case .binInt2:
-                stack.append(.int(Int(try readUInt(2))))
+                try push(.int(Int(try readUInt(2))))
             case .long1:
                 // Two's-complement little-endian integer of n bytes; sizes and offsets fit in 8.
                 let count = Int(try readUInt(1))
                 guard count <= 8 else { throw fail("integer of \(count) bytes is too large") }
                 let raw = try readUInt(count)
                 let shift = UInt64(64 - 8 * count)
-                stack.append(.int(count == 0 ? 0 : Int(Int64(bitPattern: raw << shift) >> Int64(shift))))
+                try push(.int(count == 0 ? 0 : Int(Int64(bitPattern: raw << shift) >> Int64(shift))))
             case .binFloat:
                 let raw = try read(8).reduce(0) { $0 << 8 | UInt64($1) }   // big-endian
-                stack.append(.float(Double(bitPattern: raw)))
+                try push(.float(Double(bitPattern: raw)))
             case .binUnicode:
-                stack.append(.string(try readString(try readUInt(4))))
+                try push(.string(try readString(try readUInt(4))))
             case .shortBinUnicode:
-                stack.append(.string(try readString(try readUInt(1))))
+                try push(.string(try readString(try readUInt(1))))
             case .binUnicode8:
-                stack.append(.string(try readString(try readUInt(8))))
+                try push(.string(try readString(try readUInt(8))))
             case .binBytes:
                 let count = try readUInt(4)
-                stack.append(.bytes(Data(try read(Int(count)))))
+                try push(.bytes(Data(try read(Int(count)))))
             case .shortBinBytes:
-                stack.append(.bytes(Data(try read(Int(try readUInt(1))))))
+                try push(.bytes(Data(try read(Int(try readUInt(1))))))
             case .emptyTuple:
-                stack.append(.tuple([]))
+                try push(.tuple([]), depth: 1)
             case .tuple:
-                stack.append(.tuple(try popToMark()))
+                let items = try popToMark()
+                try push(.tuple(items.map(\.value)), depth: nest(items))
             case .tuple1:
                 let a = try pop()
-                stack.append(.tuple([a]))
+                try push(.tuple([a.value]), depth: nest([a]))
             case .tuple2:
                 let b = try pop(), a = try pop()
-                stack.append(.tuple([a, b]))
+                try push(.tuple([a.value, b.value]), depth: nest([a, b]))
             case .tuple3:
                 let c = try pop(), b = try pop(), a = try pop()
-                stack.append(.tuple([a, b, c]))
+                try push(.tuple([a.value, b.value, c.value]), depth: nest([a, b, c]))
             case .emptyList:
-                stack.append(.list(PickleList()))
+                try push(.list(PickleList()), depth: 1)
             case .list:
                 let list = PickleList()
-                list.items = try popToMark()
-                stack.append(.list(list))
+                let items = try popToMark()
+                list.depth = nest(items)
+                list.items = items.map(\.value)
+                try push(.list(list), depth: list.depth)
             case .append:
                 let item = try pop()
                 try appendItems([item], to: try top())
@@ -261,11 +330,11 @@ struct PickleMachine {
                 let items = try popToMark()
                 try appendItems(items, to: try top())
             case .emptyDict:
-                stack.append(.dict(PickleDict()))
+                try push(.dict(PickleDict()), depth: 1)
             case .dict:
-                let dict = PickleValue.dict(PickleDict())
+                let dict = Item(value: .dict(PickleDict()), depth: 1)
                 try setItems(try popToMark(), into: dict)
-                stack.append(dict)
+                try push(dict.value, depth: depth(dict))
             case .setItem:
                 let value = try pop(), key = try pop()
                 try setItems([key, value], into: try top())
@@ -274,25 +343,27 @@ struct PickleMachine {
                 try setItems(pairs, into: try top())
             case .global:
                 let module = try readLine(), name = try readLine()
-                stack.append(try resolveGlobal(module, name))
+                try push(try resolveGlobal(module, name))
             case .stackGlobal:
                 let name = try pop(), module = try pop()
-                guard case .string(let moduleName) = module, case .string(let globalName) = name else {
+                guard case .string(let moduleName) = module.value, case .string(let globalName) = name.value else {
                     throw fail("STACK_GLOBAL needs two strings")
                 }
-                stack.append(try resolveGlobal(moduleName, globalName))
+                try push(try resolveGlobal(moduleName, globalName))
             case .binPersId:
-                stack.append(try persistentLoad(try pop()))
+                let id = try pop()
+                try push(try persistentLoad(id.value), depth: id.depth)
             case .reduce:
                 let arguments = try pop(), callable = try pop()
-                guard case .tuple(let items) = arguments else { throw fail("REDUCE arguments are \(arguments.kind), not a tuple") }
-                stack.append(try call(callable, items))
+                guard case .tuple(let items) = arguments.value else { throw fail("REDUCE arguments are \(arguments.value.kind), not a tuple") }
+                // What a call builds holds at most its arguments, so it is no deeper than they are.
+                try push(try call(callable.value, items), depth: depth(arguments))
             case .build:
                 // OrderedDict.__reduce__ carries instance attributes (`_metadata`, the module versions)
                 // as BUILD state; they do not change the tensors, so the state is dropped.
                 _ = try pop()
                 let target = try top()
-                guard case .dict = target else { throw fail("BUILD on \(target.kind); only a state dict's attributes are accepted") }
+                guard case .dict = target.value else { throw fail("BUILD on \(target.value.kind); only a state dict's attributes are accepted") }
             case .binPut:
                 memo[Int(try readUInt(1))] = try top()
             case .longBinPut:

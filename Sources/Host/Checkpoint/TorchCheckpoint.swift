@@ -71,8 +71,17 @@ enum TorchCheckpoint {
         }
         let prefix = String(pickleEntry.path.dropLast("data.pkl".count))   // "pytorch_model/" (or "")
 
+        let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
         func member(_ name: String) throws -> Data? {
             guard let entry = archive[prefix + name] else { return nil }
+            // The sizes in a zip (zip64 ones too) are claims: torch.save stores members uncompressed,
+            // so none may be larger than the real file. A deflated member may expand, but
+            // not beyond deflate's limit (1032:1).
+            let (expandable, _) = entry.compressedSize.multipliedReportingOverflow(by: 1032)
+            let limit = entry.isCompressed ? expandable : entry.compressedSize
+            guard entry.compressedSize <= fileSize, entry.uncompressedSize <= limit else {
+                throw CheckpointError(file: path, problem: "zip member \(prefix + name) claims \(entry.uncompressedSize) bytes (\(entry.compressedSize) stored), which do not fit in the file's \(fileSize) bytes")
+            }
             var data = Data()
             data.reserveCapacity(Int(entry.uncompressedSize))
             do {
@@ -187,6 +196,11 @@ enum TorchCheckpoint {
                       case .string(let key) = fields[2], case .int(let count) = fields[4], count >= 0 else {
                     throw CheckpointError(file: path, problem: "the pickle has a persistent id that is not a torch storage")
                 }
+                // The element count comes from the file: its byte size must be a number before any
+                // size check or allocation uses it.
+                guard !count.multipliedReportingOverflow(by: dtype.byteSize).overflow else {
+                    throw CheckpointError(file: path, problem: "storage \(key) claims \(count) elements, more bytes than any file holds")
+                }
                 if fields.count == 6, case .none = fields[5] {} else if fields.count == 6 {
                     throw CheckpointError(file: path, problem: "storage \(key) is a view of another storage (PyTorch before 0.4); re-save the checkpoint")
                 }
@@ -272,7 +286,8 @@ enum TorchCheckpoint {
         func scalars(of storage: TorchStorageReference) throws -> [Float] {
             if let cached = decoded[storage.key] { return cached }
             let data = try storageBytes(storage)
-            guard data.count >= storage.count * storage.dtype.byteSize else {
+            let (needed, overflow) = storage.count.multipliedReportingOverflow(by: storage.dtype.byteSize)
+            guard !overflow, data.count >= needed else {
                 throw CheckpointError(file: file, problem: "storage \(storage.key) should hold \(storage.count) \(storage.dtype.rawValue) elements (\(storage.count * storage.dtype.byteSize) bytes) but has \(data.count) bytes")
             }
             var values = [Float](repeating: 0, count: storage.count)

@@ -6,9 +6,10 @@ import Logging
 /// tokenizing.
 ///
 /// A file is named by a SHA-256 over everything that decides what it holds: the data file's bytes
-/// and the CSV options that change which rows are read and how (`dataKey`), the tokenizer's files,
-/// `max_length`, and the format version. Every tokenizer has its own file, so a teacher and a
-/// student with different vocabularies never share ids. Files are written atomically and carry the
+/// and the CSV options that change which rows are read and how (`dataKey`), the tokenizer as its
+/// files define it (vocabulary and options), the sequence length, and the format version. Every
+/// tokenizer has its own file, so a teacher and a student with different vocabularies never share
+/// ids; `TokenizedCorpus` asks once per tokenizer. Files are written atomically and carry the
 /// SHA-256 of their payload: a file that does not check out (truncated, corrupted, another format,
 /// another row count) is reported, rebuilt and replaced, never used.
 ///
@@ -18,7 +19,6 @@ struct TokenCache: Sendable {
     let directory: URL
     /// What names the rows: see `dataKey(file:options:)`.
     let dataKey: String
-    let maxLength: Int
 
     static let formatVersion: UInt32 = 1
     static let magic = Data("SKTOKENS".utf8)
@@ -39,27 +39,23 @@ struct TokenCache: Sendable {
         return fields.joined(separator: "\u{1F}")
     }
 
-    /// The cache file of one tokenizer (identified by its files).
-    func file(tokenizerFiles: [URL]) throws -> URL {
+    /// The cache file of one tokenizer at one sequence length.
+    func file(tokenizer: BertTokenizer, maxLength: Int) -> URL {
         var hasher = SHA256()
-        hasher.update(data: Data("v\(Self.formatVersion) \(Sankshep.configuration.version) max_length \(maxLength)\u{1F}\(dataKey)".utf8))
-        for file in tokenizerFiles {
-            do {
-                hasher.update(data: Data("\u{1F}\(file.lastPathComponent)\u{1F}".utf8))
-                hasher.update(data: try Data(contentsOf: file, options: .alwaysMapped))
-            } catch {
-                throw DatasetError(file: file.path, problem: "cannot read the tokenizer file (\(error.localizedDescription))")
-            }
+        hasher.update(data: Data("v\(Self.formatVersion) \(Sankshep.configuration.version) max_length \(maxLength)\u{1F}\(dataKey)\u{1F}\(tokenizer.options)".utf8))
+        for token in tokenizer.vocabulary {
+            // Length-prefixed, so that no two vocabularies hash alike.
+            hasher.update(data: Data("\u{1F}\(token.utf8.count):\(token)".utf8))
         }
         return directory.appendingPathComponent("tokens-\(Self.hex(hasher.finalize()).prefix(32)).bin")
     }
 
     /// The ids of `texts` by `tokenizer`: from the cache when it holds them, else tokenized and cached.
-    /// A cache that cannot be written costs a warning, not the run.
-    func sequences(_ texts: [String], tokenizer: BertTokenizer, tokenizerFiles: [URL], logger: Logger) throws -> [[Int]] {
+    /// A cache that cannot be read costs a warning and a tokenization; one that cannot be written, a warning.
+    func sequences(_ texts: [String], tokenizer: BertTokenizer, maxLength: Int, logger: Logger) -> [[Int]] {
         let started = DispatchTime.now().uptimeNanoseconds
         func seconds() -> String { String(format: "%.2f", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9) }
-        let url = try file(tokenizerFiles: tokenizerFiles)
+        let url = file(tokenizer: tokenizer, maxLength: maxLength)
         if FileManager.default.fileExists(atPath: url.path) {
             do {
                 let cached = try Self.read(url)

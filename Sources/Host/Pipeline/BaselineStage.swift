@@ -6,8 +6,8 @@ struct RunContext {
     let outputDirectory: URL
     let tag: String
     let dataset: CommentDataset
-    /// Token ids of every row, by the teacher's tokenizer.
-    let sequences: [[Int]]
+    /// The comments, tokenized on demand by each model's own tokenizer.
+    let corpus: TokenizedCorpus
     let folds: [FoldSplit]
     let foldReport: FoldReport
     let resume: Bool
@@ -16,8 +16,6 @@ struct RunContext {
     /// Parameters every MLflow run of this pipeline records.
     let parameters: [String: String]
     var logger: Logger
-    /// The tokenized-data cache (`--cache_dir`), for a stage whose model has its own tokenizer.
-    var tokenCache: TokenCache? = nil
 
     var checkpointDirectory: URL { outputDirectory.appendingPathComponent("checkpoints") }
 }
@@ -76,7 +74,7 @@ struct BaselineStage {
             let label = "baseline fold \(fold + 1)/\(context.folds.count)"
             let run = try mlflowRun(context, name: "baseline-fold-\(fold + 1)", directory: directory, fold: fold)
             let trainer = Trainer(settings: settings, logger: logger)
-            let result = try trainer.train(classifier, sequences: context.sequences, labels: labels, train: split.train,
+            let result = try trainer.train(classifier, sequences: context.corpus.sequences(for: classifier), labels: labels, train: split.train,
                                            validation: split.validation, label: label,
                                            checkpoint: directory.appendingPathComponent("fold-\(fold + 1).checkpoint.safetensors"),
                                            resume: context.resume, onEpoch: { record in

@@ -77,6 +77,10 @@ final class Classifier {
             config.classifierDropout = dropout
         }
         let tokenizer = try BertTokenizer(directory: directory)
+        // An id the embedding table has no row for would only fail at the first comment that uses it.
+        guard tokenizer.vocabularySize <= config.vocabSize else {
+            throw CheckpointError(file: tokenizer.source, problem: "the tokenizer has \(tokenizer.vocabularySize) entries but the model's embedding table (vocab_size in config.json) has only \(config.vocabSize) rows")
+        }
         let network = SequenceClassifier(shape: EncoderShape(config), head: head, numLabels: config.numLabels,
                                          pooling: pooling ?? settings?.pooling ?? .cls, dropoutSeed: UInt64(seed))
         network.initializeRandomly(seed: UInt64(seed))

@@ -25,7 +25,6 @@ struct DistillationStage: CompressionStage {
         let student = try StudentFactory.make(stage.student, teacher: input.teacher, headHidden: stage.studentHiddenSize,
                                               seed: input.settings.seed, logger: logger)
         let split = context.folds[input.baseline.bestFold - 1]
-        let maxLength = Int(context.parameters["max_length"] ?? "") ?? 128
         let settings = studentSettings(input.settings)
         let directory = context.checkpointDirectory.appendingPathComponent("distill")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -34,9 +33,9 @@ struct DistillationStage: CompressionStage {
         try run.logParams(context.parameters.merging(["kd_alpha": String(stage.alpha), "kd_temperature": String(stage.temperature),
                                                       "kd_method": stage.method.rawValue, "student": student.summary,
                                                       "student_lr": String(settings.learningRate), "student_epochs": String(settings.epochs)]) { $1 })
-        let outcome = try distill(teacher: input.teacher, student: student, texts: context.dataset.texts, teacherSequences: context.sequences,
+        let outcome = try distill(teacher: input.teacher, student: student, corpus: context.corpus,
                                   labels: context.dataset.labels, train: split.train, validation: input.baseline.heldOut,
-                                  settings: settings, maxLength: maxLength,
+                                  settings: settings,
                                   checkpoint: directory.appendingPathComponent("student.checkpoint.safetensors"),
                                   resume: context.resume, logger: logger, onEpoch: { record in
             var metrics = ["train_loss": record.trainLoss, "val_macro_f1": record.validationMacroF1, "val_threshold": record.validationThreshold]
@@ -63,11 +62,10 @@ struct DistillationStage: CompressionStage {
     /// Trains `student` from `teacher` on the `train` rows (validation on `validation`) and returns it
     /// with the weights of its best validation epoch.
     ///
-    /// - Parameters:
-    ///   - teacherSequences: every row's ids under the teacher's tokenizer; the student's own tokenizer
-    ///     re-tokenizes `texts` (up to `maxLength` tokens) when it differs.
-    func distill(teacher: Classifier, student: Classifier, texts: [String], teacherSequences: [[Int]], labels: [Int],
-                 train: [Int], validation: [Int], settings: TrainingSettings, maxLength: Int, checkpoint: URL?, resume: Bool,
+    /// - Parameter corpus: the comments; the teacher reads its tokenizer's ids, the student its own
+    ///   (the same ids when they share a tokenizer).
+    func distill(teacher: Classifier, student: Classifier, corpus: TokenizedCorpus, labels: [Int],
+                 train: [Int], validation: [Int], settings: TrainingSettings, checkpoint: URL?, resume: Bool,
                  logger: Logger = Logger(label: "sankshep.distill"), onEpoch: ((EpochRecord) throws -> Void)? = nil) throws -> Outcome {
         let shared = StudentFactory.sameTokenizer(teacher.tokenizer, student.tokenizer)
         let usesHidden = stage.method == .hidden || stage.method == .multi_level
@@ -75,8 +73,8 @@ struct DistillationStage: CompressionStage {
         if usesAttention && !shared {
             throw DistillationError("--kd_method \(stage.method.rawValue): attention distillation needs the teacher's tokenizer, but the student's differs (\(student.tokenizer.vocabularySize) vs \(teacher.tokenizer.vocabularySize) tokens or other normalisation); use --kd_method logit or hidden, or --student_init teacher")
         }
-        let studentSequences = shared ? teacherSequences
-            : texts.map { student.tokenizer.encode($0, maxLength: min(maxLength, student.config.maxPositionEmbeddings)) }
+        let teacherSequences = try corpus.sequences(for: teacher)
+        let studentSequences = try corpus.sequences(for: student)
         if !shared { logger.info("distill: the student tokenizes differently from the teacher; hidden states are compared as mean-pooled vectors") }
 
         let mapping = LayerMapping.uniform(studentLayers: student.config.numLayers, teacherLayers: teacher.config.numLayers)

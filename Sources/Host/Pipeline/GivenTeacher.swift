@@ -67,7 +67,7 @@ struct GivenTeacher {
         }
         let heldOut = context.folds[Self.heldOutFold - 1].validation
         let labels = heldOut.map { context.dataset.labels[$0] }
-        let probabilities = teacher.probabilities(sequences: context.sequences, rows: heldOut, batchSize: 64)
+        let probabilities = try teacher.probabilities(sequences: context.corpus.sequences(for: teacher), rows: heldOut, batchSize: 64)
         let metrics = ThresholdSearch.search(probabilities: probabilities, labels: labels).bestOfSweep
         teacher.threshold = metrics.threshold
         context.logger.info("baseline skipped: teacher \(checkpoint.path), macro-F1 \(String(format: "%.4f", metrics.macroF1)) at threshold \(String(format: "%.2f", metrics.threshold)) on fold \(Self.heldOutFold)'s validation split (\(heldOut.count) rows)")

@@ -11,8 +11,11 @@ protocol DeployableModel: AnyObject {
     var summary: String { get }
     var parameterCount: Int { get }
     var nonZeroParameterCount: Int { get }
-    /// Sigmoid probabilities of `rows` (indices into `sequences`), in that order.
-    func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) -> [Float]
+    /// The longest input the model reads (its position embeddings), [CLS] and [SEP] included.
+    var maxPositions: Int { get }
+    /// Positive-class probabilities of `rows` (indices into `sequences`, ids of this model's own
+    /// tokenizer), in that order. Throws when an id or length is outside what the model reads.
+    func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) throws -> [Float]
     /// Writes the model folder (weights, config, tokenizer, sankshep.json) atomically, file by file.
     func save(to directory: URL, extra: [String: String]) throws
 }
@@ -29,8 +32,10 @@ extension Classifier: DeployableModel {
         return count
     }
 
-    func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) -> [Float] {
-        Evaluator.probabilities(network: network, sequences: sequences, rows: rows, padID: tokenizer.padId, batchSize: batchSize)
+    var maxPositions: Int { config.maxPositionEmbeddings }
+
+    func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) throws -> [Float] {
+        try Evaluator.probabilities(network: network, sequences: sequences, rows: rows, padID: tokenizer.padId, batchSize: batchSize)
     }
 }
 
@@ -111,7 +116,7 @@ struct PipelineRunner {
                                    label: label, modelTag: modelTag, method: methods[index], registry: registry, settings: settings)
             let model = try stage.run(input)
             // The threshold is searched again on the held-out rows for every stage.
-            let probabilities = model.probabilities(sequences: context.sequences, rows: heldOut, batchSize: 64)
+            let probabilities = try model.probabilities(sequences: context.corpus.sequences(for: model), rows: heldOut, batchSize: 64)
             model.threshold = ThresholdSearch.search(probabilities: probabilities, labels: heldOutLabels).bestOfSweep.threshold
             try model.save(to: directory, extra: ["stage": label])
             let row = try measure(model, stage: label, directory: directory, heldOut: heldOut, heldOutLabels: heldOutLabels,
@@ -170,9 +175,10 @@ struct PipelineRunner {
     /// Evaluates, times and sizes a saved model, and logs the stage to MLflow.
     private func measure(_ model: DeployableModel, stage: String, directory: URL, heldOut: [Int], heldOutLabels: [Int],
                          teacherSize: Int, context: RunContext, probabilities known: [Float]? = nil) throws -> StageSummaryRow {
-        let probabilities = known ?? model.probabilities(sequences: context.sequences, rows: heldOut, batchSize: 64)
+        let sequences = try context.corpus.sequences(for: model)
+        let probabilities = try known ?? model.probabilities(sequences: sequences, rows: heldOut, batchSize: 64)
         let metrics = ThresholdSearch.search(probabilities: probabilities, labels: heldOutLabels).bestOfSweep
-        let latency = Latency.measure(model, sequences: context.sequences, rows: heldOut)
+        let latency = try Latency.measure(model, sequences: sequences, rows: heldOut)
         let row = StageSummaryRow(stage: stage, model: model.summary, metrics: metrics, parameters: model.parameterCount,
                                   nonZeroParameters: model.nonZeroParameterCount, sizeBytes: try weightsBytes(in: directory),
                                   teacherSizeBytes: teacherSize, latencyMsBatch1: latency.batch1, latencyMsBatch32: latency.batch32)
@@ -212,17 +218,17 @@ struct PipelineRunner {
 
 /// CPU latency of a model on real held-out comments: one comment at a time, and batches of 32.
 enum Latency {
-    static func measure(_ model: DeployableModel, sequences: [[Int]], rows: [Int], repeats: Int = 5) -> (batch1: Double, batch32: Double) {
+    static func measure(_ model: DeployableModel, sequences: [[Int]], rows: [Int], repeats: Int = 5) throws -> (batch1: Double, batch32: Double) {
         let sample = Array(rows.prefix(32))
         guard !sample.isEmpty else { return (0, 0) }
-        func milliseconds(_ body: () -> Void) -> Double {
+        func milliseconds(_ body: () throws -> Void) rethrows -> Double {
             let start = DispatchTime.now().uptimeNanoseconds
-            body()
+            try body()
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         }
-        _ = model.probabilities(sequences: sequences, rows: sample, batchSize: 32)   // warm-up
-        let single = sample.prefix(16).map { row in milliseconds { _ = model.probabilities(sequences: sequences, rows: [row], batchSize: 1) } }
-        let batched = (0..<repeats).map { _ in milliseconds { _ = model.probabilities(sequences: sequences, rows: sample, batchSize: 32) } }
+        _ = try model.probabilities(sequences: sequences, rows: sample, batchSize: 32)   // warm-up
+        let single = try sample.prefix(16).map { row in try milliseconds { _ = try model.probabilities(sequences: sequences, rows: [row], batchSize: 1) } }
+        let batched = try (0..<repeats).map { _ in try milliseconds { _ = try model.probabilities(sequences: sequences, rows: sample, batchSize: 32) } }
         return (median(single), median(batched))
     }
 

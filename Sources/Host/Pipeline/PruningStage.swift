@@ -39,6 +39,7 @@ struct PruningStage: CompressionStage {
         let layers = PrunableLayer.select(network, stage.layers)
         let context = input.context
         let fold = context.folds[input.baseline.bestFold - 1]
+        let sequences = try context.corpus.sequences(for: classifier)
 
         // 2. Calibration statistics, from training comments (never the held-out ones).
         var stats: [String: ActivationStats] = [:]
@@ -46,12 +47,12 @@ struct PruningStage: CompressionStage {
             let rows = Self.calibrationRows(fold.train, count: stage.calibSamples)
             logger.info("\(input.label): collecting activation statistics on \(rows.count) training comments")
             stats = try ActivationCollector.collect(network: network, layers: layers.filter { $0.kind != .embedding },
-                                                    sequences: context.sequences, rows: rows, padID: classifier.tokenizer.padId)
+                                                    sequences: sequences, rows: rows, padID: classifier.tokenizer.padId)
             // The word embeddings' statistics are token counts, which need no forward: they are counted over
             // every training comment, not the calibration sample. With 512 comments most of the vocabulary
             // would never occur, score 0 and lose its embedding, though held-out comments use it.
             for layer in layers where layer.kind == .embedding {
-                stats[layer.name] = ActivationCollector.tokenStatistics(sequences: fold.train.map { context.sequences[$0] },
+                stats[layer.name] = ActivationCollector.tokenStatistics(sequences: fold.train.map { sequences[$0] },
                                                                         vocabulary: layer.rows)
             }
         }
@@ -122,7 +123,7 @@ struct PruningStage: CompressionStage {
         let store = classifier.network.store
         let checkpoint = context.checkpointDirectory.appendingPathComponent("\(input.modelTag)-\(input.label)-\(phase).checkpoint.safetensors")
         try FileManager.default.createDirectory(at: context.checkpointDirectory, withIntermediateDirectories: true)
-        _ = try trainer.train(classifier, sequences: context.sequences, labels: context.dataset.labels, train: fold.train,
+        _ = try trainer.train(classifier, sequences: context.corpus.sequences(for: classifier), labels: context.dataset.labels, train: fold.train,
                               validation: input.baseline.heldOut, label: "\(input.label) \(phase)", checkpoint: checkpoint,
                               resume: context.resume,
                               hooks: TrainingHooks(beforeStep: beforeStep, afterStep: { masks.enforce(on: store) }))

@@ -22,7 +22,7 @@ struct QuantizationStage: CompressionStage {
             let rows = Self.calibrationRows(folds: input.context.folds, bestFold: input.baseline.bestFold,
                                             count: stage.calibrationBatches * input.settings.batchSize, seed: input.settings.seed)
             input.context.logger.info("\(input.label): calibrating \(method.name) on \(rows.count) training rows (\(stage.calibrationBatches) batches of \(input.settings.batchSize))")
-            calibration = (input.context.sequences, rows, input.settings.batchSize)
+            calibration = (try input.context.corpus.sequences(for: classifier), rows, input.settings.batchSize)
         }
         let model = try QuantizedClassifier.quantize(classifier, method: method, options: options, registry: input.registry,
                                                      calibration: calibration, seed: UInt64(truncatingIfNeeded: input.settings.seed),
@@ -30,7 +30,7 @@ struct QuantizationStage: CompressionStage {
         let floatBytes = classifier.parameterCount * 4
         input.context.logger.info("\(input.label): \(model.weights.count) layers quantized with \(method.name) (\(method.method.pluginName)); quantized layers \(model.quantizedBytes) bytes, float model \(floatBytes) bytes")
         // A plugin failure in a forward falls back to the float product for that call; surface it.
-        _ = model.probabilities(sequences: input.context.sequences, rows: Array(input.baseline.heldOut.prefix(8)), batchSize: 8)
+        _ = try model.probabilities(sequences: input.context.corpus.sequences(for: model), rows: Array(input.baseline.heldOut.prefix(8)), batchSize: 8)
         if let failure = model.hook.failure { throw failure }
         return model
     }

@@ -148,7 +148,7 @@ struct Trainer {
             }
             progress.endEpoch()
 
-            let probabilities = Evaluator.probabilities(network: network, sequences: sequences, rows: validation,
+            let probabilities = try Evaluator.probabilities(network: network, sequences: sequences, rows: validation,
                                                         padID: classifier.tokenizer.padId, batchSize: max(settings.batchSize, 64))
             let search = ThresholdSearch.search(probabilities: probabilities, labels: validation.map { labels[$0] })
             let seconds = Date().timeIntervalSince(started)
@@ -216,8 +216,9 @@ struct LoopState: Codable, Sendable {
 
 /// Inference over rows of the dataset, batched by length so little time goes to padding.
 enum Evaluator {
-    /// Sigmoid probabilities of the first logit, in the order of `rows`.
-    static func probabilities(network: SequenceClassifier, sequences: [[Int]], rows: [Int], padID: Int, batchSize: Int) -> [Float] {
+    /// Sigmoid probabilities of the first logit, in the order of `rows`. Throws (naming the row's
+    /// token and position) when `sequences` hold an id or a length the network cannot read.
+    static func probabilities(network: SequenceClassifier, sequences: [[Int]], rows: [Int], padID: Int, batchSize: Int) throws -> [Float] {
         let lengths = rows.map { sequences[$0].count }
         let batches = Batching.evaluationBatches(lengths: lengths, batchSize: batchSize)
         // Only the logits are read here, so the last layer may skip every row but [CLS].
@@ -229,8 +230,7 @@ enum Evaluator {
         for batch in batches {
             let dataRows = batch.indices.map { rows[$0] }
             let padded = Batching.pad(sequences, batch: Batch(indices: dataRows, paddedLength: batch.paddedLength), padID: padID)
-            // Inputs come from our own tokenizer, so they are valid by construction.
-            let logits = try! network.forward(inputIds: padded.inputIDs.map(Int32.init), attentionMask: padded.attentionMask.map(Int32.init),
+            let logits = try network.forward(inputIds: padded.inputIDs.map(Int32.init), attentionMask: padded.attentionMask.map(Int32.init),
                                               batch: padded.batchSize, length: padded.sequenceLength, training: false)
             let labelsPerRow = network.numLabels
             results.append((0..<padded.batchSize).map { Float(Losses.sigmoid(Double(logits[$0 * labelsPerRow]))) })

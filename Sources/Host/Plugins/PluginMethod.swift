@@ -58,6 +58,22 @@ final class PluginMethod: @unchecked Sendable {
         guard let tableSize, tableSize >= UInt32(needed) else {
             throw PluginError("\(label) '\(name)': a \(kind) without a complete \(kind) function table")
         }
+        // The functions the header does not allow to be NULL: refused here, not called through later.
+        let missingFunctions: [String] = switch kind {
+        case .pruner: method.pruner?.pointee.prune == nil ? ["prune"] : []
+        case .schedule: [method.schedule?.pointee.sparsity_at == nil ? "sparsity_at" : nil,
+                         method.schedule?.pointee.criterion == nil ? "criterion" : nil].compactMap { $0 }
+        case .quantizer: {
+            guard let table = method.quantizer?.pointee else { return ["create"] }
+            let required: [(String, Bool)] = [("create", table.create == nil), ("forward", table.forward == nil),
+                                              ("saved_bytes", table.saved_bytes == nil), ("serialize", table.serialize == nil),
+                                              ("deserialize", table.deserialize == nil)]
+            return required.filter(\.1).map(\.0)
+        }()
+        }
+        guard missingFunctions.isEmpty else {
+            throw PluginError("\(label) '\(name)': the \(kind) table has no \(missingFunctions.joined(separator: ", ")) (NULL), which the ABI requires")
+        }
         var specs: [PluginOptionSpec] = []
         for i in 0..<Int(method.option_count) {
             guard let spec = method.options?[i]?.pointee, spec.struct_size >= UInt32(MemoryLayout<sk_option_spec>.size),

@@ -11,7 +11,7 @@ import Logging
 /// `char`, and what the 100-character word limit counts).
 struct BertTokenizer: Sendable {
     /// How text is normalized and which tokens are special; the fields of tokenizer_config.json.
-    struct Options: Sendable, Equatable {
+    struct Options: Sendable, Hashable {
         var lowercase = true
         /// nil: strip accents exactly when lower-casing (Hugging Face's `strip_accents: null`).
         var stripAccents: Bool? = nil

@@ -69,6 +69,8 @@ struct ModelConfigTests {
         (#"{"model_type": "bert", "hidden_size": 30, "num_attention_heads": 4}"#, "not a multiple of the 4 attention heads"),
         (#"{"model_type": "bert", "hidden_dropout_prob": 1.5}"#, "not a dropout probability"),
         (#"{"model_type": "bert", "#, "not valid JSON"),
+        (#"{"model_type": "bert", "vocab_size": 9223372036854775807}"#, "more parameters than can be counted"),
+        (#"{"model_type": "bert", "vocab_size": 2147483648}"#, "more than this machine's"),
     ])
     func refusals(json: String, expected: String) throws {
         let folder = try CheckpointTempFolder()

@@ -170,6 +170,63 @@ struct TorchCheckpointTests {
         #expect(oneLineCheckpointError(naming: file.path) { _ = try TorchCheckpoint.read(file) }.contains("pickle byte"))
     }
 
+    @Test("a pickle nesting containers 100,000 deep is refused in one line instead of overflowing the stack",
+          arguments: [UInt8(0x85), UInt8(0x5D)])   // TUPLE1 around a tuple; LIST-in-LIST through APPEND
+    func deepNesting(opcode: UInt8) throws {
+        let folder = try CheckpointTempFolder()
+        let file = folder.file("deep.pt")
+        var pickle = PickleBytes()
+        if opcode == 0x85 {
+            pickle.op(0x29)                                            // EMPTY_TUPLE
+            for _ in 0..<100_000 { pickle.op(0x85) }                   // TUPLE1
+        } else {
+            for _ in 0..<100_000 { pickle.op(0x5D) }                   // EMPTY_LIST × n
+            for _ in 0..<99_999 { pickle.op(0x61) }                    // APPEND the top list into the one below
+        }
+        pickle.op(0x2E)
+        try writeTorchZip(to: file, members: ["data.pkl": Data(pickle.bytes)])
+        #expect(oneLineCheckpointError(naming: file.path) { _ = try TorchCheckpoint.read(file) }.contains("nest deeper than 100"))
+    }
+
+    @Test("a pickle whose list contains itself, directly or through another list, is refused")
+    func selfReference() throws {
+        let folder = try CheckpointTempFolder()
+        let direct = folder.file("self.pt")
+        var pickle = PickleBytes()
+        pickle.bytes += [0x5D, 0x71, 0x00, 0x68, 0x00, 0x61, 0x2E]    // EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP
+        try writeTorchZip(to: direct, members: ["data.pkl": Data(pickle.bytes)])
+        #expect(oneLineCheckpointError(naming: direct.path) { _ = try TorchCheckpoint.read(direct) }.contains("inside itself"))
+
+        let indirect = folder.file("cycle.pt")
+        pickle = PickleBytes()
+        // L0, L1; L1.append(L0); POP; L0.append(L1): L0 is already inside L1.
+        pickle.bytes += [0x5D, 0x71, 0x00, 0x5D, 0x71, 0x01, 0x68, 0x00, 0x61, 0x30, 0x68, 0x01, 0x61, 0x2E]
+        try writeTorchZip(to: indirect, members: ["data.pkl": Data(pickle.bytes)])
+        #expect(oneLineCheckpointError(naming: indirect.path) { _ = try TorchCheckpoint.read(indirect) }.contains("already inside another"))
+    }
+
+    @Test("a storage claiming 2⁶² or 2⁶³−1 elements is refused before any size is computed from it",
+          arguments: [Int64(1) << 62, Int64.max])
+    func hugeStorageCount(elements: Int64) throws {
+        let folder = try CheckpointTempFolder()
+        let file = folder.file("huge.pt")
+        var pickle = PickleBytes()
+        pickle.global("collections", "OrderedDict"); pickle.op(0x29); pickle.op(0x52)
+        pickle.op(0x28); pickle.string("w")
+        pickle.global("torch._utils", "_rebuild_tensor_v2")
+        pickle.op(0x28)
+        pickle.op(0x28); pickle.string("storage"); pickle.global("torch", "FloatStorage"); pickle.string("0"); pickle.string("cpu")
+        pickle.op(0x8A); pickle.op(8); withUnsafeBytes(of: elements.littleEndian) { pickle.bytes += $0 }   // LONG1, 8 bytes
+        pickle.op(0x74); pickle.op(0x51)
+        pickle.int(0); pickle.tuple([1]); pickle.tuple([1]); pickle.op(0x89)
+        pickle.global("collections", "OrderedDict"); pickle.op(0x29); pickle.op(0x52)
+        pickle.op(0x74); pickle.op(0x52)
+        pickle.op(0x75); pickle.op(0x2E)
+        try writeTorchZip(to: file, members: ["data.pkl": Data(pickle.bytes), "data/0": littleEndianFloatBytes([1])])
+        let message = oneLineCheckpointError(naming: file.path) { _ = try TorchCheckpoint.read(file) }
+        #expect(message.contains("storage 0"), "\(message)")
+    }
+
     @Test("a zip without data.pkl is refused")
     func zipWithoutPickle() throws {
         let folder = try CheckpointTempFolder()

@@ -8,11 +8,9 @@ struct TokenCacheTests {
     static let texts = ["তুমি খুব ভালো মানুষ", "এই লোকটা একটা চোর", "ধন্যবাদ", ""]
     static let logger = Logger(label: "test")
 
-    static func cache(_ folder: URL, maxLength: Int = 16, dataKey: String = "data") -> TokenCache {
-        TokenCache(directory: folder.appendingPathComponent("cache"), dataKey: dataKey, maxLength: maxLength)
+    static func cache(_ folder: URL, dataKey: String = "data") -> TokenCache {
+        TokenCache(directory: folder.appendingPathComponent("cache"), dataKey: dataKey)
     }
-
-    static var tokenizerFiles: [URL] { HuggingFaceDirectory.tokenizerFiles(in: Fixtures.bundledTokenizer) }
 
     @Test("ids round-trip through the file format")
     func roundTrip() throws {
@@ -26,12 +24,12 @@ struct TokenCacheTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let tokenizer = try BertTokenizer(directory: Fixtures.bundledTokenizer)
         let cache = Self.cache(folder)
-        let first = try cache.sequences(Self.texts, tokenizer: tokenizer, tokenizerFiles: Self.tokenizerFiles, logger: Self.logger)
+        let first = cache.sequences(Self.texts, tokenizer: tokenizer, maxLength: 16, logger: Self.logger)
         #expect(first == Self.texts.map { tokenizer.encode($0, maxLength: 16) })
         // Ids that no tokenizer would give, written where the cache looks: a rerun returns them.
         let planted = Self.texts.indices.map { [$0, 1000 + $0] }
-        try AtomicFile.write(TokenCache.encode(planted), to: try cache.file(tokenizerFiles: Self.tokenizerFiles))
-        #expect(try cache.sequences(Self.texts, tokenizer: tokenizer, tokenizerFiles: Self.tokenizerFiles, logger: Self.logger) == planted)
+        try AtomicFile.write(TokenCache.encode(planted), to: cache.file(tokenizer: tokenizer, maxLength: 16))
+        #expect(cache.sequences(Self.texts, tokenizer: tokenizer, maxLength: 16, logger: Self.logger) == planted)
     }
 
     @Test("a truncated, corrupted or mismatched cache file is rebuilt, never used",
@@ -41,8 +39,8 @@ struct TokenCacheTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let tokenizer = try BertTokenizer(directory: Fixtures.bundledTokenizer)
         let cache = Self.cache(folder)
-        let expected = try cache.sequences(Self.texts, tokenizer: tokenizer, tokenizerFiles: Self.tokenizerFiles, logger: Self.logger)
-        let file = try cache.file(tokenizerFiles: Self.tokenizerFiles)
+        let expected = cache.sequences(Self.texts, tokenizer: tokenizer, maxLength: 16, logger: Self.logger)
+        let file = cache.file(tokenizer: tokenizer, maxLength: 16)
         var bytes = try Data(contentsOf: file)
         switch damage {
         case "truncated": bytes = bytes.prefix(bytes.count - 3)
@@ -52,11 +50,11 @@ struct TokenCacheTests {
         }
         try bytes.write(to: file)
         if damage != "other rows" { #expect(throws: TokenCacheError.self) { try TokenCache.read(file) } }
-        #expect(try cache.sequences(Self.texts, tokenizer: tokenizer, tokenizerFiles: Self.tokenizerFiles, logger: Self.logger) == expected)
+        #expect(cache.sequences(Self.texts, tokenizer: tokenizer, maxLength: 16, logger: Self.logger) == expected)
         #expect(try TokenCache.read(file) == expected, "the damaged file was replaced")
     }
 
-    @Test("the file changes with the data, the CSV options that change rows, the tokenizer and max_length")
+    @Test("the file changes with the data, the CSV options that change rows, the tokenizer's vocabulary and options, and max_length")
     func keyedByEverythingThatDecidesTheIds() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -64,11 +62,16 @@ struct TokenCacheTests {
         try "Comments,HateSpeech\nভালো,0\n".write(to: csv, atomically: true, encoding: .utf8)
         var options = CommentCSVOptions()
         let key = try TokenCache.dataKey(file: csv, options: options)
-        let base = try Self.cache(folder, dataKey: key).file(tokenizerFiles: Self.tokenizerFiles)
-        #expect(try Self.cache(folder, dataKey: key).file(tokenizerFiles: Self.tokenizerFiles) == base)
-        #expect(try Self.cache(folder, maxLength: 32, dataKey: key).file(tokenizerFiles: Self.tokenizerFiles) != base)
-        let otherTokenizer = HuggingFaceDirectory.tokenizerFiles(in: Fixtures.url("bert-tiny"))
-        #expect(try Self.cache(folder, dataKey: key).file(tokenizerFiles: otherTokenizer) != base)
+        let tokenizer = try BertTokenizer(directory: Fixtures.bundledTokenizer)
+        let base = Self.cache(folder, dataKey: key).file(tokenizer: tokenizer, maxLength: 16)
+        #expect(Self.cache(folder, dataKey: key).file(tokenizer: try BertTokenizer(directory: Fixtures.bundledTokenizer), maxLength: 16) == base)
+        #expect(Self.cache(folder, dataKey: key).file(tokenizer: tokenizer, maxLength: 32) != base)
+        let otherTokenizer = try BertTokenizer(directory: Fixtures.url("bert-tiny"))
+        #expect(Self.cache(folder, dataKey: key).file(tokenizer: otherTokenizer, maxLength: 16) != base)
+        var lowercased = tokenizer.options
+        lowercased.lowercase.toggle()
+        let relaxed = try BertTokenizer(vocabulary: tokenizer.vocabulary, options: lowercased, source: "test")
+        #expect(Self.cache(folder, dataKey: key).file(tokenizer: relaxed, maxLength: 16) != base)
         options.dataFraction = 0.5
         #expect(try TokenCache.dataKey(file: csv, options: options) != key)
         options.dataFraction = 1

@@ -178,8 +178,8 @@ struct DistillationTests {
         for method in [KDMethod.attention, .multi_level] {
             let stage = DistillationStage(stage: DistillStage(method: method))
             do {
-                _ = try stage.distill(teacher: teacher, student: student, texts: ["a"], teacherSequences: [[2, 3]], labels: [1], train: [0],
-                                      validation: [0], settings: Tiny.settings(), maxLength: 8, checkpoint: nil, resume: false)
+                _ = try stage.distill(teacher: teacher, student: student, corpus: TokenizedCorpus(texts: ["a"], maxLength: 8), labels: [1],
+                                      train: [0], validation: [0], settings: Tiny.settings(), checkpoint: nil, resume: false)
                 Issue.record("\(method) distillation across tokenizers was accepted")
             } catch let error as DistillationError {
                 #expect(error.description.contains("attention distillation needs the teacher's tokenizer"))
@@ -192,14 +192,12 @@ struct DistillationTests {
 /// Distillation on a slice of the bundled data with the real presets' tokenizer.
 @Suite("Knowledge distillation on the bundled data", .serialized)
 struct DistillationDataTests {
-    static func slice(fraction: Double) throws -> (texts: [String], sequences: [[Int]], labels: [Int], train: [Int], validation: [Int]) {
+    static func slice(fraction: Double, maxLength: Int = 64) throws -> (corpus: TokenizedCorpus, labels: [Int], train: [Int], validation: [Int]) {
         var options = CommentCSVOptions()
         options.dataFraction = fraction
         let dataset = try CommentDataset.load(contentsOf: Fixtures.bundledData, options: options)
-        let tokenizer = try BertTokenizer(directory: Fixtures.bundledTokenizer)
-        let sequences = dataset.texts.map { tokenizer.encode($0, maxLength: 64) }
         let (folds, _) = try Folds.kFold(texts: dataset.texts, labels: dataset.labels, k: 3, stratification: .binary, seed: 1)
-        return (dataset.texts, sequences, dataset.labels, folds[0].train, folds[0].validation)
+        return (TokenizedCorpus(texts: dataset.texts, maxLength: maxLength), dataset.labels, folds[0].train, folds[0].validation)
     }
 
     static let tinyPreset = ModelPreset(name: "test-tiny-teacher", summary: "", hiddenSize: 16, layers: 2, heads: 2,
@@ -214,9 +212,9 @@ struct DistillationDataTests {
         settings.epochs = 2
         settings.batchSize = 16
         let stage = DistillationStage(stage: DistillStage(method: .multi_level))
-        let outcome = try stage.distill(teacher: teacher, student: student, texts: data.texts, teacherSequences: data.sequences,
+        let outcome = try stage.distill(teacher: teacher, student: student, corpus: data.corpus,
                                         labels: data.labels, train: data.train, validation: data.validation, settings: settings,
-                                        maxLength: 64, checkpoint: nil, resume: false)
+                                        checkpoint: nil, resume: false)
         #expect(outcome.training.history.count == 2)
         #expect(Set(outcome.cache.forwardsPerRow.keys) == Set(data.train))
         #expect(outcome.cache.forwardsPerRow.values.allSatisfy { $0 == 1 })
@@ -226,14 +224,14 @@ struct DistillationDataTests {
 
     @Test("hidden-state distillation into a student with its own tokenizer compares pooled vectors")
     func hiddenAcrossTokenizers() throws {
-        let data = try Self.slice(fraction: 0.02)
+        let data = try Self.slice(fraction: 0.02, maxLength: 9)
         let teacher = try Classifier.fromPreset(Self.tinyPreset, tokenizerDirectory: Fixtures.bundledTokenizer, dropout: 0.1, pooling: .cls, seed: 1)
         // The student's vocabulary knows none of the Bangla words: a different tokenizer.
         let student = try Tiny.classifier(hidden: 6, layers: 1, heads: 2, seed: 2)
         let stage = DistillationStage(stage: DistillStage(method: .hidden))
-        let outcome = try stage.distill(teacher: teacher, student: student, texts: data.texts, teacherSequences: data.sequences,
+        let outcome = try stage.distill(teacher: teacher, student: student, corpus: data.corpus,
                                         labels: data.labels, train: data.train, validation: data.validation, settings: Tiny.settings(),
-                                        maxLength: 9, checkpoint: nil, resume: false)
+                                        checkpoint: nil, resume: false)
         #expect(outcome.cache.outputs.pooledHiddenStates)
         #expect(outcome.cache[data.train[0]].hidden[0].count == 16)
         #expect(outcome.training.history.count == 1 && outcome.training.history[0].trainLoss.isFinite)

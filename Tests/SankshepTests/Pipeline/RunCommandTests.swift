@@ -70,7 +70,7 @@ struct RunCommandTests {
         classifier.threshold = 0.45
         let texts = ["তুমি খুব ভালো মানুষ", "এই লোকটা একটা চোর", "ধন্যবাদ"]
         let sequences = texts.map { classifier.tokenizer.encode($0, maxLength: 128) }
-        let evaluated = Evaluator.probabilities(network: classifier.network, sequences: sequences, rows: [0, 1, 2],
+        let evaluated = try Evaluator.probabilities(network: classifier.network, sequences: sequences, rows: [0, 1, 2],
                                                 padID: classifier.tokenizer.padId, batchSize: 2)
         let modelFolder = folder.appendingPathComponent("model")
         try classifier.save(to: modelFolder)

@@ -70,6 +70,18 @@ struct PluginLoaderTests {
         #expect(!error.message.contains("\n"))
     }
 
+    @Test("a pruner whose table has no prune function is refused when it loads, not called through later")
+    func missingRequiredFunction() throws {
+        let folder = try PluginTestSupport.makeFolder()
+        let source = PluginTestSupport.pluginSource(method: "hollow")
+            .replacingOccurrences(of: "{ sizeof(sk_pruner), prune, NULL }", with: "{ sizeof(sk_pruner), NULL, NULL }")
+            .replacingOccurrences(of: "static sk_status prune(", with: "__attribute__((unused)) static sk_status prune(")
+        let library = try PluginTestSupport.compile(source: source, name: "hollow", in: folder)
+        let error = try #require(throws: PluginError.self) { try PluginTestSupport.builtInRegistry(plus: [library]) }
+        #expect(error.message.hasSuffix("'hollow': the pruner table has no prune (NULL), which the ABI requires"), "\(error.message)")
+        #expect(!error.message.contains("\n"))
+    }
+
     @Test("two libraries registering the same method name are an error naming both files")
     func duplicateMethodName() throws {
         let folder = try PluginTestSupport.makeFolder()

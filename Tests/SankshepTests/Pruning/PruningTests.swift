@@ -36,7 +36,7 @@ enum PruningTestSupport {
     }
 
     static func logits(_ classifier: Classifier, _ sequences: [[Int]]) throws -> [Float] {
-        Evaluator.probabilities(network: classifier.network, sequences: sequences, rows: Array(sequences.indices),
+        try Evaluator.probabilities(network: classifier.network, sequences: sequences, rows: Array(sequences.indices),
                                 padID: 0, batchSize: 8)
     }
 

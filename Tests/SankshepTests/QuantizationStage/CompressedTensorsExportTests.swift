@@ -95,8 +95,8 @@ struct CompressedTensorsExportTests {
         try reloaded.save(to: resaved)
         #expect(try SafeTensorsFile(contentsOf: resaved.appendingPathComponent("model.safetensors")).entries.allSatisfy { $0.dtype == .f32 })
         let rows = Array(sequences.indices)
-        for (r, q) in zip(reloaded.probabilities(sequences: sequences, rows: rows, batchSize: 2),
-                          model.probabilities(sequences: sequences, rows: rows, batchSize: 2)) {
+        for (r, q) in zip(try reloaded.probabilities(sequences: sequences, rows: rows, batchSize: 2),
+                          try model.probabilities(sequences: sequences, rows: rows, batchSize: 2)) {
             #expect(abs(r - q) < 0.05)
         }
     }

@@ -21,14 +21,14 @@ struct QuantizedClassifierTests {
         let registry = try PluginTestSupport.builtInRegistry()
         let (classifier, sequences) = try makeClassifier()
         let rows = Array(sequences.indices)
-        let floatProbabilities = classifier.probabilities(sequences: sequences, rows: rows, batchSize: 2)
+        let floatProbabilities = try classifier.probabilities(sequences: sequences, rows: rows, batchSize: 2)
         let floatCopy = classifier.network.store.tensor(classifier.network.names.wordEmbeddings)
         let model = try QuantizedClassifier.quantize(classifier, method: registry.quantizer(named: name), options: [:], registry: registry,
                                                      calibration: (sequences, rows, 2), seed: 1, logger: nil)
         // The float classifier is left as it was.
         #expect(classifier.network.store.tensor(classifier.network.names.wordEmbeddings).scalars == floatCopy.scalars)
         #expect(classifier.network.linearHook == nil)
-        let quantized = model.probabilities(sequences: sequences, rows: rows, batchSize: 2)
+        let quantized = try model.probabilities(sequences: sequences, rows: rows, batchSize: 2)
         #expect(model.hook.failure == nil)
         for (q, f) in zip(quantized, floatProbabilities) { #expect(abs(q - f) < 0.05, "\(name): \(q) vs float \(f)") }
         // 4 encoder linear layers (Q/K/V fused) and 3 tables.
@@ -40,8 +40,8 @@ struct QuantizedClassifierTests {
         let loaded = try #require(try loadDeployableModel(from: directory, registry: registry) as? QuantizedClassifier)
         #expect(loaded.threshold == 0.4)
         #expect(loaded.method == name)
-        #expect(loaded.probabilities(sequences: sequences, rows: rows, batchSize: 2) == quantized)
-        #expect(loaded.probabilities(sequences: sequences, rows: rows, batchSize: 5) == model.probabilities(sequences: sequences, rows: rows, batchSize: 5))
+        #expect(try loaded.probabilities(sequences: sequences, rows: rows, batchSize: 2) == quantized)
+        #expect(try loaded.probabilities(sequences: sequences, rows: rows, batchSize: 5) == (try model.probabilities(sequences: sequences, rows: rows, batchSize: 5)))
 
         // The file names each layer's method, plugin and format version.
         let file = try SafeTensorsFile(contentsOf: directory.appendingPathComponent(QuantizedClassifier.weightsFileName))
@@ -62,7 +62,7 @@ struct QuantizedClassifierTests {
         let exported = try Classifier.load(from: directory.appendingPathComponent(QuantizedClassifier.exportFolderName))
         let word = classifier.network.names.wordEmbeddings
         #expect(exported.network.store.tensor(word).scalars == loaded.float.network.store.tensor(word).scalars)
-        let exportedProbabilities = exported.probabilities(sequences: sequences, rows: rows, batchSize: 2)
+        let exportedProbabilities = try exported.probabilities(sequences: sequences, rows: rows, batchSize: 2)
         for (e, q) in zip(exportedProbabilities, quantized) { #expect(abs(e - q) < 0.05) }
     }
 
@@ -95,7 +95,7 @@ struct QuantizedClassifierTests {
         let (classifier, sequences) = try makeClassifier()
         let model = try QuantizedClassifier.quantize(classifier, method: registry.quantizer(named: "dynamic"), options: [:],
                                                      registry: registry, calibration: nil, seed: 1, logger: nil)
-        let expected = model.probabilities(sequences: sequences, rows: Array(sequences.indices), batchSize: 64)
+        let expected = try model.probabilities(sequences: sequences, rows: Array(sequences.indices), batchSize: 64)
         let modelFolder = folder.appendingPathComponent("model")
         try model.save(to: modelFolder, extra: [:])
         let output = folder.appendingPathComponent("predictions.jsonl")

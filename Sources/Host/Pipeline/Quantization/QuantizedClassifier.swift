@@ -48,8 +48,10 @@ final class QuantizedClassifier: DeployableModel {
         float.network.linearHook = hook
     }
 
-    func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) -> [Float] {
-        float.probabilities(sequences: sequences, rows: rows, batchSize: batchSize)
+    var maxPositions: Int { float.maxPositions }
+
+    func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) throws -> [Float] {
+        try float.probabilities(sequences: sequences, rows: rows, batchSize: batchSize)
     }
 
     /// Bytes the quantized layers' blobs take (what the plugin reports).
@@ -77,7 +79,7 @@ final class QuantizedClassifier: DeployableModel {
             let maxRows = Int(method.method.extension(SK_EXT_CALIBRATION, as: sk_calibration_ext.self)?.pointee.max_sample_rows ?? 0)
             let observer = CalibrationHook(needs: method.neededStatistics, maxSampleRows: maxRows, seed: seed)
             copy.network.linearHook = observer
-            _ = Evaluator.probabilities(network: copy.network, sequences: calibration.sequences, rows: calibration.rows,
+            _ = try Evaluator.probabilities(network: copy.network, sequences: calibration.sequences, rows: calibration.rows,
                                         padID: copy.tokenizer.padId, batchSize: calibration.batchSize)
             copy.network.linearHook = nil
             hook = observer
@@ -249,7 +251,8 @@ final class QuantizedClassifier: DeployableModel {
             guard entry.shape == view.shape || entry.count == view.count else {
                 throw fail("tensor '\(view.name)' has shape \(entry.shape), the model expects \(view.shape)")
             }
-            store.setValues(view.name, from: try file.tensor(named: view.name))
+            // Same count, other shape (a [1, n] bias, say): the values are read in the model's shape.
+            store.setValues(view.name, from: Tensor(shape: view.shape, scalars: try file.tensor(named: view.name).scalars))
         }
         // Biases are float tensors now in the store; the hook adds them after the plugin's product.
         let withBiases = weights.map { weight in
@@ -304,9 +307,10 @@ func loadDeployableModel(from directory: URL, registry: PluginRegistry, logger: 
 }
 
 extension DeployableModel {
-    /// Probabilities for raw texts, tokenized with the model's own tokenizer.
-    func probabilities(of texts: [String], maxLength: Int, batchSize: Int) -> [Float] {
-        let sequences = texts.map { tokenizer.encode($0, maxLength: maxLength) }
-        return probabilities(sequences: sequences, rows: Array(sequences.indices), batchSize: batchSize)
+    /// Probabilities for raw texts, tokenized with the model's own tokenizer, each cut to
+    /// `maxLength` tokens or the model's positions, whichever is fewer.
+    func probabilities(of texts: [String], maxLength: Int, batchSize: Int) throws -> [Float] {
+        let sequences = try TokenizedCorpus(texts: texts, maxLength: maxLength).sequences(for: self)
+        return try probabilities(sequences: sequences, rows: Array(sequences.indices), batchSize: batchSize)
     }
 }
