@@ -154,11 +154,11 @@ struct SeedCommandLineTests {
                 "no baseline fold was trained")
         let summary = try PipelineSummary.read(from: out.appendingPathComponent("pipeline_summary_baseline_prune_quant.csv"))
         #expect(summary.rows.map(\.stage) == ["baseline", "prune_magnitude", "quantize_static"])
-        // The teacher is the checkpoint's weights: its held-out score is the seed model's, not a fresh head's.
+        // The teacher is the checkpoint's weights, its head included (not a fresh one).
         let teacher = try Classifier.load(from: out.appendingPathComponent("best_model_baseline_prune_quant"))
         let seed = try StateDict.read(Fixtures.url("seed-checkpoint/best_model_fold0.pt"))
         #expect(teacher.network.store.tensor("classifier.3.weight").scalars == seed["classifier.3.weight"]?.scalars)
-        let pruned = try ModelConfig.read(out.appendingPathComponent("pruned_teacher/config.json"))
+        let pruned = try ModelConfig.read(out.appendingPathComponent("final_quantized_pruned_teacher/config.json"))
         #expect(pruned.intermediateSize == 32, "half of the 64 FFN neurons are gone")
         #expect(pruned.prunedHeads.values.map(\.count) == [2, 2], "two of the four heads of each layer are gone")
         // The held-out rows are fold 1's validation split.
