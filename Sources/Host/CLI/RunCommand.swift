@@ -9,13 +9,18 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Train the teacher with k-fold cross-validation and compress it, stage by stage.",
         discussion: """
-        With no options, runs on the bundled data (data/HateSpeech.csv) with the built-in small presets.
-        Every stage is evaluated on the same held-out rows (the best fold's validation split), with the
-        decision threshold searched again. Outputs go to --output_dir; --resume continues an interrupted run.
+        With no options, runs on the bundled data (data/HateSpeech.csv) with the built-in small presets. \
+        Every stage is evaluated on the same held-out rows (the best fold's validation split; fold 1's \
+        with --skip_baseline), with the decision threshold searched again. Outputs go to --output_dir \
+        (folds_<tag>.csv says which fold holds each CSV row); --resume continues an interrupted run.
+
+        The options are the seed framework's, with its defaults, except where the built-in presets have \
+        their own (--batch, --lr, --epochs) and --student_path (default: the student preset). The final \
+        model folder is always a Hugging Face folder (--save_huggingface is accepted).
         """
     )
 
-    @Option(help: "Stages to run: \(PipelineName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Stages to run: \(PipelineName.allCases.map(\.rawValue).joined(separator: ", ")).", transform: oneLineChoice)
     var pipeline: PipelineName = .baseline
 
     @OptionGroup(title: "Data") var data: DataOptions
@@ -42,9 +47,8 @@ struct RunCommand: ParsableCommand {
         sk_set_threads(Int32(training.threads ?? ProcessInfo.processInfo.activeProcessorCount))
         // Everything that can be checked is checked before any work: the recipe, its methods and
         // options against the loaded plugins, and that this build has every stage it names.
-        let recipe = try recipe.map { try Recipe.load(contentsOf: URL(fileURLWithPath: $0)) }
-            ?? Recipe.builtIn(pipeline, from: StageOptions(distillation: distillation, pruning: pruning, quantization: quantization))
         let registry = try plugins.registry()
+        let recipe = try recipe.map { try Recipe.load(contentsOf: URL(fileURLWithPath: $0)) } ?? builtInRecipe(registry, logger: logger)
         let methods = try recipe.validate(methods: registry)
         var stages: [CompressionStage] = []
         for (index, stage) in recipe.stages.enumerated().dropFirst() {
@@ -101,6 +105,8 @@ struct RunCommand: ParsableCommand {
         csvOptions.seed = UInt64(training.seed)
         let dataset = try CommentDataset.load(contentsOf: dataURL, options: csvOptions, logger: logger)
         logger.info("\(dataURL.path): \(dataset.count) comments, \(dataset.positives) hate speech")
+        let tokenCache = TokenCache(directory: URL(fileURLWithPath: output.cacheDir),
+                                    dataKey: try TokenCache.dataKey(file: dataURL, options: csvOptions))
 
         // The teacher: a built-in preset or a Hugging Face folder.
         let preset = model.modelPath == nil ? ModelPreset.named(model.teacherPreset)! : nil
@@ -122,15 +128,25 @@ struct RunCommand: ParsableCommand {
             return try Classifier.fromPreset(preset!, tokenizerDirectory: tokenizerDirectory, dropout: training.dropout,
                                              pooling: training.poolingType, seed: training.seed)
         }
-        let prototype = try makeTeacher()
-        logger.info("teacher: \(preset.map { "preset \($0.name) (\($0.summary))" } ?? model.modelPath!), \(prototype.parameterCount) parameters")
-        let corpus = TokenizedCorpus(texts: dataset.texts, maxLength: data.maxLength)
+        let givenTeacher = try model.teacherCheckpoint.map { path in
+            try GivenTeacher.load(URL(fileURLWithPath: path), modelPath: model.modelPath.map { URL(fileURLWithPath: $0) },
+                                  preset: preset, tokenizerDirectory: tokenizerDirectory,
+                                  stagingDirectory: outputDirectory.appendingPathComponent("checkpoints/teacher_checkpoint"),
+                                  pooling: training.poolingType, dropout: training.dropout, seed: training.seed, logger: logger)
+        }
+        let prototype = try givenTeacher?.teacher ?? makeTeacher()
+        let teacherName = model.teacherCheckpoint ?? preset.map { "preset \($0.name) (\($0.summary))" } ?? model.modelPath ?? ""
+        logger.info("teacher: \(teacherName), \(prototype.parameterCount) parameters")
+        let corpus = TokenizedCorpus(texts: dataset.texts, maxLength: data.maxLength) { [dataset] tokenizer, maxLength in
+            tokenCache.sequences(dataset.texts, tokenizer: tokenizer, maxLength: maxLength, logger: logger)
+        }
         // Tokenized now, so a tokenizer the model cannot read fails before any training.
         _ = try corpus.sequences(for: prototype)
 
         let (folds, foldReport) = try Folds.kFold(texts: dataset.texts, labels: dataset.labels, k: training.numFolds,
                                                   stratification: training.stratificationType, seed: UInt64(training.seed))
         for line in foldReport.lines { logger.info("\(line)") }
+        try FoldAssignment.write(folds: folds, dataset: dataset, to: outputDirectory.appendingPathComponent("folds_\(tag).csv"))
 
         let parameters = runParameters(settings: settings, preset: preset, dataURL: dataURL)
         if logsParams { try jobRun.logParams(parameters) }
@@ -140,11 +156,30 @@ struct RunCommand: ParsableCommand {
             author: tracking.author, parameters: parameters, logger: logger)
 
         let runner = PipelineRunner(recipe: recipe, methods: methods, registry: registry, settings: settings,
-                                    makeTeacher: makeTeacher, stages: stages)
+                                    makeTeacher: makeTeacher, stages: stages, givenTeacher: givenTeacher)
         let (baseline, summary) = try runner.run(context)
         printSummary(baseline, context: context, seconds: Date().timeIntervalSince(started))
         print("")
         print(SummaryTable.render(summary.rows))
+    }
+
+    /// The recipe of `--pipeline` from the seed's stage options; says which of them a method ignores.
+    private func builtInRecipe(_ registry: PluginRegistry, logger: Logger) throws -> Recipe {
+        let options = try StageOptions(distillation: distillation, pruning: pruning, quantization: quantization, methods: registry)
+        if pipeline.includesPruning {
+            if pruning.pruneMethod == StageOptions.structuredMethod, options.pruneMethod != pruning.pruneMethod {
+                logger.info("--prune_method structured: whole units ranked by magnitude, structure=\(options.pruneOptions["structure"] ?? "none") in the \(options.pruneLayers.rawValue) layers")
+            }
+            let given = pruning.givenScheduleOptions
+            let isSchedule = registry.methodSchemas.first { $0.name == options.pruneMethod }?.kind == .schedule
+            if !isSchedule, !given.isEmpty {
+                logger.notice("\(given.joined(separator: ", ")): only schedule methods such as gradual use them; '\(options.pruneMethod)' prunes at once")
+            }
+            if let end = options.pruneEndEpoch, end != pruning.scheduleWindow.endEpoch {
+                logger.info("--prune_end_epoch \(pruning.scheduleWindow.endEpoch) is past the \(options.fineTuneEpochs) fine-tuning epochs: the final sparsity is reached where epoch \(end) (from 0) starts")
+            }
+        }
+        return try Recipe.builtIn(pipeline, from: options)
     }
 
     private func runParameters(settings: TrainingSettings, preset: ModelPreset?, dataURL: URL) -> [String: String] {
@@ -158,10 +193,15 @@ struct RunCommand: ParsableCommand {
             "freeze_base": String(settings.freezeBase), "use_class_weights": String(settings.useClassWeights),
             "scheduler_type": settings.scheduler.rawValue, "loss_type": settings.loss.rawValue,
             "pooling_type": training.poolingType.rawValue, "data_fraction": String(data.dataFraction),
-        ]
+        ].merging(model.teacherCheckpoint.map { ["teacher_checkpoint": $0] } ?? [:]) { $1 }
     }
 
     private func printSummary(_ baseline: BaselineOutcome, context: RunContext, seconds: Double) {
+        guard !baseline.folds.isEmpty else {
+            print("\nBaseline skipped: teacher \(model.teacherCheckpoint ?? "") → \(baseline.teacherDirectory.path)")
+            print(String(format: "finished in %.0f s; results in %@", seconds, context.outputDirectory.path))
+            return
+        }
         var lines = ["", "Baseline, \(baseline.folds.count)-fold cross-validation (best of the 0.30–0.60 threshold sweep):",
                      "fold  macro-F1  F1      accuracy  ROC-AUC  threshold  best epoch"]
         for fold in baseline.folds {

@@ -72,7 +72,8 @@ enum TorchCheckpoint {
         }
         let prefix = String(pickleEntry.path.dropLast("data.pkl".count))   // "pytorch_model/" (or "")
 
-        let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
+        // The size of the file itself, not of a symbolic link to it (Hugging Face's cache links its blobs).
+        let fileSize = (try? FileManager.default.attributesOfItem(atPath: url.resolvingSymlinksInPath().path)[.size] as? NSNumber)?.uint64Value ?? 0
         func member(_ name: String) throws -> Data? {
             guard let entry = archive[prefix + name] else { return nil }
             // The sizes in a zip (zip64 ones too) are claims: torch.save stores members uncompressed,

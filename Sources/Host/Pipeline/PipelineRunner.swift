@@ -74,6 +74,8 @@ struct PipelineRunner {
     let makeTeacher: () throws -> Classifier
     /// The implementation of each stage after the baseline, in recipe order.
     let stages: [CompressionStage]
+    /// `--skip_baseline`: the user's teacher replaces the baseline's training.
+    var givenTeacher: GivenTeacher? = nil
     /// Loads a stage's saved model folder (to continue a resumed run after its last completed stage).
     func loadModel(_ directory: URL, _ logger: Logger) throws -> DeployableModel {
         try loadDeployableModel(from: directory, registry: registry, logger: logger)
@@ -81,7 +83,7 @@ struct PipelineRunner {
 
     func run(_ context: RunContext) throws -> (BaselineOutcome, PipelineSummary) {
         let logger = context.logger
-        let baseline = try BaselineStage(settings: settings, makeModel: makeTeacher).run(context)
+        let baseline = try givenTeacher?.outcome(context) ?? BaselineStage(settings: settings, makeModel: makeTeacher).run(context)
         let summaryURL = context.outputDirectory.appendingPathComponent("pipeline_summary_\(context.tag).csv")
         var summary = PipelineSummary()
         // A resumed run keeps the rows (and models) of the stages that completed before it was stopped.

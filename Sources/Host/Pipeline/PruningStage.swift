@@ -6,8 +6,8 @@ import Logging
 /// 1. choose the weights (`layers`: attention, ffn, encoder, linear, embeddings, all);
 /// 2. for methods that ask (WANDA), collect input statistics on `calib_samples` training comments;
 /// 3. masks from the plugin method: per layer, or one ranking over all layers (`scope=global`, through
-///    the method's scores), or whole FFN neurons (`structure=ffn`) or attention heads (`structure=heads`)
-///    through the method's structured mode;
+///    the method's scores), or whole FFN neurons (`structure=ffn`), attention heads (`structure=heads`)
+///    or both (`structure=both`) through the method's structured mode;
 ///    a schedule method (gradual) instead raises sparsity while fine-tuning, its criterion picking
 ///    the weights at every update;
 /// 4. heal: fine-tune with the masks enforced after every optimizer step;
@@ -21,9 +21,10 @@ struct PruningStage: CompressionStage {
 
     /// Options the host reads itself (any pruner), given like method options (`--prune_option scope=global`).
     /// `scope`: `layer` (each layer to the sparsity) or `global` (one ranking over all selected layers);
-    /// `structure`: `none`, `ffn` (whole feed-forward neurons, the same number in every layer) or `heads`
-    /// (whole attention heads, round(sparsity × heads) per layer, at least one kept; recorded in `pruned_heads`).
-    static let hostOptions: [String: [String]] = ["scope": ["layer", "global"], "structure": ["none", "ffn", "heads"]]
+    /// `structure`: `none`, `ffn` (whole feed-forward neurons, the same number in every layer), `heads`
+    /// (whole attention heads, round(sparsity × heads) per layer, at least one kept; recorded in `pruned_heads`)
+    /// or `both` (each of them at the sparsity).
+    static let hostOptions: [String: [String]] = ["scope": ["layer", "global"], "structure": PruningPlan.Structure.allCases.map(\.rawValue)]
 
     func run(_ input: StageInput) throws -> DeployableModel {
         let logger = input.context.logger
@@ -89,14 +90,15 @@ struct PruningStage: CompressionStage {
                               structure: PruningPlan.Structure, logger: Logger) throws -> Classifier {
         var result = classifier
         var compressed = layers
-        if structure == .ffn, let keep = StructuredFFN.keptNeurons(masks, network: classifier.network) {
+        if structure.removesFFN, let keep = StructuredFFN.keptNeurons(masks, network: classifier.network) {
             result = try StructuredFFN.remove(classifier, keep: keep)
             let ffnModules = Set(classifier.network.names.layers.flatMap { [$0.ffnIn, $0.ffnOut] })
             compressed = layers.filter { !ffnModules.contains($0.name) }
             logger.info("FFN neurons removed: intermediate_size \(classifier.config.intermediateSize) → \(result.config.intermediateSize)")
         }
-        if structure == .heads, let keep = StructuredHeads.keptHeads(masks, network: classifier.network) {
-            result = try StructuredHeads.remove(classifier, keep: keep)
+        if structure.removesHeads, let keep = StructuredHeads.keptHeads(masks, network: classifier.network) {
+            // From the model whose FFN neurons (if any) already went: its attention weights are the same.
+            result = try StructuredHeads.remove(result, keep: keep)
             let attentionModules = Set(classifier.network.names.layers.flatMap { [$0.query, $0.key, $0.value, $0.attentionOutput] })
             compressed = compressed.filter { !attentionModules.contains($0.name) }
             let heads = (0..<result.network.shape.layers).map { result.network.shape.heads(inLayer: $0) }
@@ -188,7 +190,12 @@ struct PruningStage: CompressionStage {
 /// What a prune stage calls: the pruner (or the schedule and its criterion) and the host's options.
 struct PruningPlan {
     enum Scope: String { case layer, global }
-    enum Structure: String { case none, ffn, heads }
+    enum Structure: String, CaseIterable {
+        case none, ffn, heads, both
+
+        var removesFFN: Bool { self == .ffn || self == .both }
+        var removesHeads: Bool { self == .heads || self == .both }
+    }
 
     /// The pruner that chooses the weights: the method itself, or a schedule's criterion.
     let criterion: PrunerMethod
@@ -207,7 +214,7 @@ struct PruningPlan {
             throw PruningError("\(label): option 'scope' must be layer or global, got '\(scopeName)'")
         }
         guard let structure = Structure(rawValue: structureName) else {
-            throw PruningError("\(label): option 'structure' must be none, ffn or heads, got '\(structureName)'")
+            throw PruningError("\(label): option 'structure' must be none, ffn, heads or both, got '\(structureName)'")
         }
         self.scope = scope
         self.structure = structure
@@ -227,8 +234,11 @@ struct PruningPlan {
         if structure != .none, !criterion.supportsStructured {
             throw PruningError("\(label): structure=\(structure.rawValue) needs a pruner with a structured mode; '\(criterion.name)' has none")
         }
-        if structure == .heads, stage.layers == .ffn || stage.layers == .embeddings {
-            throw PruningError("\(label): structure=heads prunes attention heads, but --prune_layers \(stage.layers.rawValue) selects no attention layer")
+        if structure.removesHeads, stage.layers == .ffn || stage.layers == .embeddings {
+            throw PruningError("\(label): structure=\(structure.rawValue) prunes attention heads, but --prune_layers \(stage.layers.rawValue) selects no attention layer")
+        }
+        if structure.removesFFN, stage.layers == .attention || stage.layers == .embeddings {
+            throw PruningError("\(label): structure=\(structure.rawValue) prunes FFN neurons, but --prune_layers \(stage.layers.rawValue) selects no FFN layer")
         }
         if scope == .global, !criterion.supportsGlobal {
             throw PruningError("\(label): scope=global needs a pruner that exposes its scores; '\(criterion.name)' does not")
@@ -271,7 +281,7 @@ struct Masker {
             return result
         }
         var unstructured = layers
-        if plan.structure == .ffn {
+        if plan.structure.removesFFN {
             // Whole neurons: rank by the FFN input weight's rows; the output weight loses the same columns.
             for names in network.names.layers {
                 guard let inLayer = layers.first(where: { $0.name == names.ffnIn }),
@@ -284,7 +294,7 @@ struct Masker {
                 unstructured.removeAll { $0.name == inLayer.name || $0.name == outLayer.name }
             }
         }
-        if plan.structure == .heads {
+        if plan.structure.removesHeads {
             // Whole heads, ranked by all of their weights (StructuredHeads.headRows); Q, K and V lose the
             // head's rows, the attention output its columns.
             let shape = network.shape, h = shape.hiddenSize

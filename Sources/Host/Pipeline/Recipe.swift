@@ -741,6 +741,14 @@ extension Recipe {
             }
             hostOptions[name] = value
         }
+        // Whole units need the layers that hold them: refused here, not after a trained baseline.
+        if let structure = hostOptions["structure"].flatMap(PruningPlan.Structure.init(rawValue:)) {
+            let holdsHeads = ![PruneLayers.ffn, .embeddings].contains(prune.layers)
+            let holdsFFN = ![PruneLayers.attention, .embeddings].contains(prune.layers)
+            if structure.removesHeads && !holdsHeads || structure.removesFFN && !holdsFFN {
+                throw fail("layers", "\(prune.layers.rawValue) holds no \(structure.removesHeads && !holdsHeads ? "attention heads" : "FFN neurons") for structure=\(structure.rawValue)")
+            }
+        }
         var resolved = try resolve(methodOptions, for: method, stage: index)
         resolved.options.merge(hostOptions) { method, _ in method }
         // A schedule delegates scoring to a named criterion: it must be a registered pruner.

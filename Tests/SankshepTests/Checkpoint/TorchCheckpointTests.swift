@@ -282,3 +282,19 @@ struct TorchCheckpointViewsTests {
         #expect(oneLineCheckpointError(naming: file.path) { _ = try StateDict.read(file) }.contains("truncated: storage"))
     }
 }
+
+@Suite("Reading torch.save checkpoints through symbolic links")
+struct TorchCheckpointLinkTests {
+    @Test("a checkpoint reached through a symbolic link (as Hugging Face's cache lays files out) reads as the file itself")
+    func linkedCheckpoint() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let original = Fixtures.url("seed-checkpoint/best_model_fold0.pt")
+        let link = folder.appendingPathComponent("best_model_linked.pt")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: original)
+        let direct = try TorchCheckpoint.read(original)
+        let linked = try TorchCheckpoint.read(link)
+        #expect(linked.names == direct.names)
+        #expect(linked["classifier.3.weight"] == direct["classifier.3.weight"])
+    }
+}
