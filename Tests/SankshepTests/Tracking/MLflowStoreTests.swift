@@ -169,7 +169,7 @@ struct MLflowStoreTests {
             + "print(sorted({r.data.tags.get('mlflow.parentRunId') == job.info.run_id for r in runs if r is not job}))\n"
             + "print(sorted({r.data.tags['mlflow.user'] for r in runs}))",
             store.path])
-        #expect(listing.standardOutput == "['best_metrics_baseline.csv', 'fold_summary_baseline.csv', 'pipeline_summary_baseline.csv', 'report.html']\n[True]\n['tester']\n",
+        #expect(listing.standardOutput == "['best_metrics_baseline.csv', 'fold_summary_baseline.csv', 'folds_baseline.csv', 'pipeline_summary_baseline.csv', 'report.html']\n[True]\n['tester']\n",
                 "\(listing.standardError)")
     }
 
