@@ -37,7 +37,7 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
             "duration_ms": "\(String(format: "%.2f", Double(duration.components.attoseconds) / 1e15 + Double(duration.components.seconds) * 1000))",
         ]
         if let texts = response.headers[ServingResponses.textCountHeader] { metadata["texts"] = "\(texts)" }
-        if let failure { metadata["error"] = "\(failure)" }
+        if let failure { metadata["error"] = "\(String(reflecting: failure))" }
         logger.info("request", metadata: metadata)
         return response
     }

@@ -9,9 +9,9 @@ struct OpenAPIConformanceTests {
     func validatorCatchesViolations() throws {
         let document = try OpenAPIDocument.load()
         #expect(document.problems(path: "/v1/classify", method: "POST", status: 200,
-                                  value: ["results": [["probability": 0.5, "label": 0]]]).isEmpty)
+                                  value: ["results": [["probability": 0.5, "label": 0] as [String: Any]]]).isEmpty)
         #expect(!document.problems(path: "/v1/classify", method: "POST", status: 200,
-                                   value: ["results": [["probability": "0.5", "label": 0]]]).isEmpty)
+                                   value: ["results": [["probability": "0.5", "label": 0] as [String: Any]]]).isEmpty)
         #expect(!document.problems(path: "/v1/classify", method: "POST", status: 200,
                                    value: ["results": [["probability": 1.5, "label": 2]]]).isEmpty)
         #expect(!document.problems(path: "/v1/classify", method: "POST", status: 200, value: ["result": []]).isEmpty)

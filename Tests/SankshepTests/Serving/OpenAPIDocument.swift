@@ -50,7 +50,7 @@ struct OpenAPIDocument {
         if let type = schema["type"] as? String, !Self.has(type: type, value) {
             return ["\(location): \(type) expected, got \(value)"]
         }
-        if let options = schema["enum"] as? [Any], !options.contains(where: { "\($0)" == "\(value)" }) {
+        if let options = schema["enum"] as? [Any], !options.contains(where: { Self.same($0, value) }) {
             found.append("\(location): \(value) is not one of \(options)")
         }
         if let number = Self.number(value) {
@@ -72,10 +72,25 @@ struct OpenAPIDocument {
         return found
     }
 
+    /// A JSON `true`/`false`: `is Bool` alone would also take the numbers 0 and 1 (bridged through NSNumber).
+    static func isBoolean(_ value: Any) -> Bool {
+        if type(of: value) == Bool.self { return true }
+        if let number = value as? NSNumber, type(of: value) != Int.self, type(of: value) != Double.self {
+            return String(cString: number.objCType) == "c"
+        }
+        return false
+    }
+
     static func number(_ value: Any) -> Double? {
-        if value is Bool { return nil }
+        if isBoolean(value) { return nil }
         if let int = value as? Int { return Double(int) }
         return value as? Double
+    }
+
+    /// JSON equality of two enum values: numbers by value (0 is 0.0), the rest by their text.
+    static func same(_ lhs: Any, _ rhs: Any) -> Bool {
+        if let left = number(lhs), let right = number(rhs) { return left == right }
+        return "\(lhs)" == "\(rhs)"
     }
 
     static func has(type: String, _ value: Any) -> Bool {
@@ -83,7 +98,7 @@ struct OpenAPIDocument {
         case "object": value is [String: Any]
         case "array": value is [Any]
         case "string": value is String
-        case "boolean": value is Bool
+        case "boolean": isBoolean(value)
         case "number": number(value) != nil
         case "integer": number(value).map { $0 == $0.rounded() } ?? false
         default: false
