@@ -29,6 +29,7 @@ python=${PYTHON:-}
 if [ -z "$python" ]; then
     if [ -x "$root/venv/bin/python" ]; then python=$root/venv/bin/python; else python=$root/.venv/bin/python; fi
 fi
+command -v curl >/dev/null || { echo "bench_serve.sh: curl is not installed" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "bench_serve.sh: wrk is not installed (apt-get install -y wrk)" >&2; exit 1; }
 [ -x "$sankshep" ] || { echo "bench_serve.sh: no sankshep binary at $sankshep (swift build -c release)" >&2; exit 1; }
 "$python" -c "import fastapi, uvicorn, onnxruntime, torch, transformers" 2>/dev/null \
@@ -43,11 +44,7 @@ trap cleanup EXIT
 wait_healthy() {  # port, pid
     for _ in $(seq 1 600); do
         kill -0 "$2" 2>/dev/null || { echo "bench_serve.sh: the service on port $1 exited" >&2; exit 1; }
-        if exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null; then
-            printf 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
-            if head -1 <&3 | grep -q ' 200 '; then exec 3>&-; return 0; fi
-            exec 3>&-
-        fi
+        curl -sf "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return 0
         sleep 0.2
     done
     echo "bench_serve.sh: the service on port $1 never became healthy" >&2; exit 1
@@ -63,7 +60,7 @@ measure() {  # port, connections
         END { printf "%.1f %.2f %.2f %d\n", rps, p50, p99, bad + 0 }'
 }
 
-echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk $duration per row"
+echo "# $(lscpu | sed -n 's/^Model name: *//p') (family $(lscpu | sed -n 's/^CPU family: *//p'), model $(lscpu | sed -n 's/^Model: *//p')), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk $duration per row"
 printf '%-40s %6s %12s %9s %9s %12s %9s %9s %8s %8s\n' model conns sankshep_rps p50_ms p99_ms peer_rps p50_ms p99_ms rps_x p99_x
 for model in "${models[@]}"; do
     "$sankshep" serve --model "$model" --port $sankshep_port --threads 2 2>/dev/null &
@@ -77,8 +74,8 @@ for model in "${models[@]}"; do
         read -r p_rps p_p50 p_p99 p_bad < <(measure $peer_port "$c")
         [ "$s_bad" -eq 0 ] && [ "$p_bad" -eq 0 ] || echo "# non-2xx answers: sankshep $s_bad, peer $p_bad" >&2
         printf '%-40s %6s %12s %9s %9s %12s %9s %9s %8s %8s\n' "$(basename "$model")" "$c" "$s_rps" "$s_p50" "$s_p99" \
-            "$p_rps" "$p_p50" "$p_p99" "$(awk -v a="$s_rps" -v b="$p_rps" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')" \
-            "$(awk -v a="$s_p99" -v b="$p_p99" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')"
+            "$p_rps" "$p_p50" "$p_p99" "$(awk -v a="$s_rps" -v b="$p_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" \
+            "$(awk -v a="$s_p99" -v b="$p_p99" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
     done
     cleanup
     pids=()

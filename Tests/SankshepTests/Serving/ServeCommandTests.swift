@@ -239,29 +239,32 @@ struct ServeCommandTests {
         #expect(server.stop() == 0)
     }
 
-    @Test("SIGTERM during load answers every accepted request before the process exits")
+    @Test("SIGTERM with requests queued answers every accepted request before the process exits")
     func sigtermDrains() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let model = try ServingTestSupport.floatModel(in: folder)
-        let server = try ServerProcess(model: model, arguments: ["--max-wait-ms", "800", "--max-batch", "8"])
+        // The requests wait 1.5 s for company, so all of them are queued when SIGTERM arrives.
+        let server = try ServerProcess(model: model, arguments: ["--max-wait-ms", "1500"])
         let client = server.client()
         let count = 24
-        let expected = (try client.post("/v1/classify", json: ["texts": ["ধন্যবাদ"]]).json as? [String: Any])?["results"] as? [[String: Any]]
+        let text = "ধন্যবাদ"
+        let expected = (try client.post("/v1/classify", json: ["texts": [text]]).json as? [String: Any])?["results"] as? [[String: Any]]
         let probability = expected?.first?["probability"] as? Double
-        let stopper = Thread {
-            // Once every request is accepted (queued or in a forward pass), stop the server.
+        let allQueued = LockedResults<Bool>(count: 1)
+        Thread {
             let deadline = Date().addingTimeInterval(20)
-            while Date() < deadline {
-                let text = (try? client.get("/metrics").text) ?? ""
-                if Self.metric(text, "sankshep_queue_depth_texts") ?? 0 >= Double(count - 8) { break }
-                usleep(5_000)
+            var queued = false
+            while !queued, Date() < deadline {
+                queued = Self.metric((try? client.get("/metrics").text) ?? "", "sankshep_queue_depth_texts") == Double(count)
+                if !queued { usleep(5_000) }
             }
+            allQueued.set(0, queued)
             kill(server.process.processIdentifier, SIGTERM)
-        }
-        stopper.start()
-        let replies = Self.concurrently(count) { _ in try? client.post("/v1/classify", json: ["texts": ["ধন্যবাদ"]]) }
+        }.start()
+        let replies = Self.concurrently(count) { _ in try? client.post("/v1/classify", json: ["texts": [text]]) }
         #expect(server.waitForExit(timeout: 30) == 0)
+        #expect(allQueued.values == [true])
         #expect(replies.allSatisfy { $0?.status == 200 }, "\(replies.map { $0?.status ?? -1 })")
         let probabilities = replies.map { (($0?.json as? [String: Any])?["results"] as? [[String: Any]])?.first?["probability"] as? Double }
         #expect(probabilities.allSatisfy { $0 != nil && $0 == probability })
