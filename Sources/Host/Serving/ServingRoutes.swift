@@ -72,7 +72,9 @@ struct ServingRoutes: Sendable {
         let raw = body.rawScores == true
         let scores: [[PredictScore]] = probabilities.map { probability in
             let p = Double(probability)
-            let positive = raw ? log(p) - log1p(-p) : p
+            // A float sigmoid saturates to 0 or 1; the logit is then the largest a float probability can tell.
+            let q = min(max(p, Double(Float.leastNormalMagnitude)), 1 - Double(Float.ulpOfOne) / 2)
+            let positive = raw ? log(q) - log1p(-q) : p
             let negative = raw ? 0 : 1 - p
             let pair = [PredictScore(label: Self.positiveLabel, score: positive), PredictScore(label: Self.negativeLabel, score: negative)]
             return positive >= negative ? pair : pair.reversed()
