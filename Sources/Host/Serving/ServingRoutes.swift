@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import NIOCore
 
 /// The service's routes: health, model description, metrics, `/v1/classify` and TEI's `/predict`.
 struct ServingRoutes: Sendable {
