@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates the Python virtualenv used only to check Sankshep against its peers: the parity and
 # loading checks of the test suite (transformers, compressed-tensors), the MLflow tracking-server
-# tests (mlflow), fixture scripts and the peer benchmark (PyTorch, ONNX Runtime). Nothing in the
+# tests (mlflow), fixture scripts and the peer benchmarks (PyTorch, ONNX Runtime; FastAPI + uvicorn for
+# the serving peer). Nothing in the
 # Sankshep product imports Python.
 #
 #   scripts/setup_python.sh [VENV_DIR]        default: .venv in the repository (or $SANKSHEP_VENV)
@@ -12,8 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${1:-${SANKSHEP_VENV:-.venv}}"
 python="${PYTHON:-python3}"
-packages=(transformers compressed-tensors mlflow onnxruntime onnx safetensors numpy sentencepiece)
-imports="import torch, transformers, compressed_tensors, mlflow, onnxruntime, onnx, safetensors, numpy, sentencepiece"
+packages=(transformers compressed-tensors mlflow onnxruntime onnx safetensors numpy sentencepiece fastapi uvicorn)
+imports="import torch, transformers, compressed_tensors, mlflow, onnxruntime, onnx, safetensors, numpy, sentencepiece, fastapi, uvicorn"
 
 if [ ! -x "$venv/bin/python" ]; then
     echo "creating virtualenv $venv"
