@@ -75,12 +75,7 @@ struct MLflowServer: TrackingStore {
     }
 
     func startRun(experimentID: String, name: String, tags: [String: String], parentRunID: String?, startTime: Date) throws -> MLflowServerRun {
-        var allTags = tags
-        allTags["mlflow.runName"] = name
-        allTags["mlflow.user"] = user
-        allTags["mlflow.source.type"] = "LOCAL"
-        allTags["mlflow.source.name"] = "sankshep"
-        if let parentRunID { allTags["mlflow.parentRunId"] = parentRunID }
+        let allTags = Self.runTags(tags, name: name, user: user, parentRunID: parentRunID)
         var request = Self.post(Self.api + "runs/create", CreateRun(
             experimentID: experimentID, userID: user, runName: name, startTime: MLflowStore.milliseconds(startTime),
             tags: allTags.sorted { $0.key < $1.key }.map { KeyValue(key: $0.key, value: $0.value) }))

@@ -88,12 +88,7 @@ struct MLflowStore: TrackingStore {
         try createDirectory(run.directory.appendingPathComponent("tags"))
         try createDirectory(run.directory.appendingPathComponent("artifacts"))
         try run.writeMeta(status: .running, startTime: Self.milliseconds(startTime), endTime: nil)
-        var allTags = tags
-        allTags["mlflow.runName"] = name
-        allTags["mlflow.user"] = user
-        allTags["mlflow.source.type"] = "LOCAL"
-        allTags["mlflow.source.name"] = "sankshep"
-        if let parentRunID { allTags["mlflow.parentRunId"] = parentRunID }
+        let allTags = Self.runTags(tags, name: name, user: user, parentRunID: parentRunID)
         for (key, value) in allTags.sorted(by: { $0.key < $1.key }) { try run.setTag(key, value) }
         return run
     }

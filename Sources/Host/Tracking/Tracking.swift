@@ -22,6 +22,17 @@ extension TrackingStore {
     func startRun(experimentID: String, name: String, tags: [String: String] = [:], parentRunID: String? = nil) throws -> Run {
         try startRun(experimentID: experimentID, name: name, tags: tags, parentRunID: parentRunID, startTime: Date())
     }
+
+    /// `tags` plus the ones MLflow's own client sets on every run it starts (name, user, source, parent).
+    static func runTags(_ tags: [String: String], name: String, user: String, parentRunID: String?) -> [String: String] {
+        var all = tags
+        all["mlflow.runName"] = name
+        all["mlflow.user"] = user
+        all["mlflow.source.type"] = "LOCAL"
+        all["mlflow.source.name"] = "sankshep"
+        if let parentRunID { all["mlflow.parentRunId"] = parentRunID }
+        return all
+    }
 }
 
 /// One MLflow run: params, per-step metrics, tags and artifacts, then `finish`.
