@@ -27,7 +27,15 @@ final class TokenizedCorpus: @unchecked Sendable {
         self.tokenize = tokenize ?? { tokenizer, maxLength in texts.map { tokenizer.encode($0, maxLength: maxLength) } }
     }
 
-    /// Every row's ids ([CLS] … [SEP]) under `tokenizer`, at most `min(maxLength, maxPositions)` long.
+    /// The ids of a few texts for one model, without keeping them (predict, serve): cut to
+    /// `maxLength` or the model's positions, whichever is fewer.
+    static func encode(_ texts: [String], for model: DeployableModel, maxLength: Int) -> [[Int]] {
+        let length = min(maxLength, model.maxPositions)
+        return texts.map { model.tokenizer.encode($0, maxLength: length) }
+    }
+
+    /// Every row's ids ([CLS] … [SEP]) under `tokenizer`, at most `min(maxLength, maxPositions)` long,
+    /// made once per tokenizer (the look-up compares whole vocabularies: a few times per run, not per batch).
     func sequences(for tokenizer: BertTokenizer, maxPositions: Int) throws -> [[Int]] {
         let length = min(maxLength, maxPositions)
         let key = Key(vocabulary: tokenizer.vocabulary, options: tokenizer.options, maxLength: length)

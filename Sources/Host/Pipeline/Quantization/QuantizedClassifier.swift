@@ -376,7 +376,7 @@ extension DeployableModel {
     /// Probabilities for raw texts, tokenized with the model's own tokenizer, each cut to
     /// `maxLength` tokens or the model's positions, whichever is fewer.
     func probabilities(of texts: [String], maxLength: Int, batchSize: Int) throws -> [Float] {
-        let sequences = try TokenizedCorpus(texts: texts, maxLength: maxLength).sequences(for: self)
+        let sequences = TokenizedCorpus.encode(texts, for: self, maxLength: maxLength)
         return try probabilities(sequences: sequences, rows: Array(sequences.indices), batchSize: batchSize)
     }
 }
