@@ -15,8 +15,10 @@ final class TokenizedCorpus: @unchecked Sendable {
     private var byTokenizer: [Key: [[Int]]] = [:]
     private let lock = NSLock()
 
+    /// A tokenizer by its vocabulary's fingerprint (64 bits of its bytes) and size, and its options.
     private struct Key: Hashable {
-        let vocabulary: [String]
+        let vocabularyFingerprint: Int
+        let vocabularySize: Int
         let options: BertTokenizer.Options
         let maxLength: Int
     }
@@ -35,10 +37,11 @@ final class TokenizedCorpus: @unchecked Sendable {
     }
 
     /// Every row's ids ([CLS] … [SEP]) under `tokenizer`, at most `min(maxLength, maxPositions)` long,
-    /// made once per tokenizer (the look-up compares whole vocabularies: a few times per run, not per batch).
+    /// made once per tokenizer.
     func sequences(for tokenizer: BertTokenizer, maxPositions: Int) throws -> [[Int]] {
         let length = min(maxLength, maxPositions)
-        let key = Key(vocabulary: tokenizer.vocabulary, options: tokenizer.options, maxLength: length)
+        let key = Key(vocabularyFingerprint: tokenizer.vocabularyFingerprint, vocabularySize: tokenizer.vocabularySize,
+                      options: tokenizer.options, maxLength: length)
         lock.lock()
         defer { lock.unlock() }
         if let known = byTokenizer[key] { return known }

@@ -54,6 +54,9 @@ struct BertTokenizer: Sendable {
     private let strippingWarning = OnceFlag()
 
     var vocabularySize: Int { vocabulary.count }
+    /// A hash of the vocabulary's bytes, entry by entry, made once: what tells two tokenizers' ids
+    /// apart cheaply (hashing or comparing the strings themselves normalizes every Bangla entry).
+    let vocabularyFingerprint: Int
 
     /// A tokenizer over `vocabulary` (id i is `vocabulary[i]`) with the standard BERT special tokens.
     /// The vocabulary must contain [UNK], [CLS], [SEP] and [PAD]; use `init(directory:)` for files.
@@ -90,6 +93,12 @@ struct BertTokenizer: Sendable {
         self.vocabulary = vocabulary
         self.options = options
         self.source = source
+        var hasher = Hasher()
+        for entry in vocabulary {
+            hasher.combine(entry.utf8.count)
+            for byte in entry.utf8 { hasher.combine(byte) }
+        }
+        vocabularyFingerprint = hasher.finalize()
         unkId = wordPiece.id(of: options.unkToken)!
         clsId = wordPiece.id(of: options.clsToken)!
         sepId = wordPiece.id(of: options.sepToken)!
