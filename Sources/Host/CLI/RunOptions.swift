@@ -5,15 +5,6 @@ import Foundation
 // feel at home (`--num_folds`, `--max_length`, …). Each group is an `@OptionGroup` shared by the
 // commands that need it; every impossible value is refused in `validate()` with one line.
 
-enum PipelineName: String, CaseIterable, ExpressibleByArgument, Sendable {
-    case baseline, baseline_kd, baseline_prune, baseline_quant, baseline_kd_prune, baseline_kd_quant
-    case baseline_prune_quant, baseline_kd_prune_quant
-
-    var includesDistillation: Bool { rawValue.contains("_kd") }
-    var includesPruning: Bool { rawValue.contains("prune") }
-    var includesQuantization: Bool { rawValue.contains("quant") }
-}
-
 /// A choice among `T`'s values, refused in one line naming them all (ArgumentParser lists six or more
 /// choices one per line).
 func oneLineChoice<T: RawRepresentable & CaseIterable>(_ text: String) throws -> T where T.RawValue == String {
@@ -25,15 +16,13 @@ func oneLineChoice<T: RawRepresentable & CaseIterable>(_ text: String) throws ->
 
 extension StratificationType: ExpressibleByArgument {}
 extension LearningRateSchedule.Kind: ExpressibleByArgument {}
-enum LossType: String, CaseIterable, ExpressibleByArgument, Sendable { case bce, focal }
+extension PipelineName: ExpressibleByArgument {}
+extension LossType: ExpressibleByArgument {}
+extension KDMethod: ExpressibleByArgument {}
+extension PruneScheduleName: ExpressibleByArgument {}
+extension PruneLayers: ExpressibleByArgument {}
 extension Pooling: ExpressibleByArgument {}
 extension BadRowPolicy: ExpressibleByArgument {}
-enum KDMethod: String, CaseIterable, ExpressibleByArgument, Sendable { case logit, hidden, attention, multi_level }
-enum PruneScheduleName: String, CaseIterable, ExpressibleByArgument, Sendable { case cubic, linear, exponential }
-/// What `--prune_layers` selects: `all` = every linear layer but the final classifier row, plus the
-/// word embeddings; `linear` = the same without the embeddings; `encoder` = the encoder's linear layers;
-/// `attention` / `ffn` = one block of them; `embeddings` = the word embeddings alone.
-enum PruneLayers: String, CaseIterable, ExpressibleByArgument, Sendable { case all, linear, attention, ffn, encoder, embeddings }
 
 struct DataOptions: ParsableArguments {
     @Option(name: [.customLong("dataset_path"), .customLong("data_path")],
