@@ -44,14 +44,22 @@ struct ModelFamilyPipelineTests {
         try command.run()
     }
 
-    @Test("baseline_kd_prune_quant completes with the teacher, and transformers loads its folders as its class",
+    @Test("baseline_kd_prune_quant completes with the teacher, the pruning methods and quantizers run on it, and transformers loads its folders as its class",
           arguments: [ModelConfig.ModelType.xlmRoberta, .albert])
     func fullPipeline(type: ModelConfig.ModelType) throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let teacher = try Self.teacher(type, in: folder)
-        let output = folder.appendingPathComponent("out")
-        try Self.run(.baseline_kd_prune_quant, teacher: teacher, into: output)
+        // One baseline; every other run starts from a copy of it with --resume (as AllPipelinesTests does).
+        let baselineRun = folder.appendingPathComponent("baseline")
+        try Self.run(.baseline, teacher: teacher, into: baselineRun)
+        func resumed(_ name: String, _ pipeline: PipelineName, _ extra: [String]) throws -> URL {
+            let output = folder.appendingPathComponent(name)
+            try FileManager.default.copyItem(at: baselineRun, to: output)
+            try Self.run(pipeline, teacher: teacher, into: output, extra + ["--resume"])
+            return output
+        }
+        let output = try resumed("full", .baseline_kd_prune_quant, [])
         let summary = try PipelineSummary.read(from: output.appendingPathComponent("pipeline_summary_baseline_kd_prune_quant.csv"))
         #expect(summary.rows.map(\.stage) == ["baseline", "distill", "prune_magnitude", "quantize_dynamic"])
         for row in summary.rows { #expect(row.macroF1.isFinite && row.macroF1 > 0) }
@@ -64,17 +72,46 @@ struct ModelFamilyPipelineTests {
         let student = try Classifier.load(from: output.appendingPathComponent(recipe.modelTag(afterStage: 1)))
         #expect(student.config.modelType == .bert)
 
-        // predict and eval read the teacher's folder through its own tokenizer.
-        let texts = try CommentTexts.load(contentsOf: Fixtures.bundledData, options: CommentCSVOptions(), logger: nil).texts.prefix(12).map { $0 }
-        let probabilities = try AllPipelinesTests.predict(baseline, texts, scratch: folder)
-        #expect(probabilities.count == texts.count && probabilities.allSatisfy { (0...1).contains($0) })
+        // Every pruner and quantizer on one teacher or the other (structured on both), their folders of its
+        // model type (magnitude and dynamic ran above, on both).
+        let pruners = type == .albert ? ["gradual", "structured"] : ["wanda", "structured"]
+        let quantizers = type == .albert ? ["int4"] : ["static", "fp16"]
+        var checked = [baseline]
+        for method in pruners {
+            let run = try resumed("prune-\(method)", .baseline_prune, ["--prune_method", method])
+            let pruned = run.appendingPathComponent(try Recipe.builtIn(.baseline_prune).stageTag)
+            let model = try Classifier.load(from: pruned)
+            #expect(model.config.modelType == type, "\(method)")
+            #expect(model.nonZeroParameterCount < fineTuned.parameterCount, "\(method) removed nothing")
+            checked.append(pruned)
+        }
+        for method in quantizers {
+            let run = try resumed("quant-\(method)", .baseline_quant, ["--quant_method", method])
+            let rows = try PipelineSummary.read(from: run.appendingPathComponent("pipeline_summary_baseline_quant.csv")).rows
+            #expect(rows.map(\.stage) == ["baseline", "quantize_\(method)"])
+            #expect(rows.allSatisfy { $0.macroF1.isFinite && $0.macroF1 > 0 }, "\(method)")
+            checked.append(run.appendingPathComponent(try Recipe.builtIn(.baseline_quant).stageTag))
+        }
 
+        // predict reads each folder through the teacher's own tokenizer; transformers loads them as the teacher's class.
+        let texts = try CommentTexts.load(contentsOf: Fixtures.bundledData, options: CommentCSVOptions(), logger: nil).texts.prefix(12).map { $0 }
+        var folders: [[String: Any]] = []
+        for model in checked {
+            let probabilities = try AllPipelinesTests.predict(model, texts, scratch: folder)
+            #expect(probabilities.count == texts.count && probabilities.allSatisfy { (0...1).contains($0) })
+            let config = try ModelConfig.read(model.appendingPathComponent("config.json"))
+            folders.append(["path": model.path, "sankshep": probabilities, "tolerance": config.raw["quantization_config"] == nil ? 1e-5 : 1e-2])
+        }
         guard PythonEnvironment.available else { return }
         let manifest = folder.appendingPathComponent("manifest.json")
-        let folders: [[String: Any]] = [["path": baseline.path, "sankshep": probabilities, "tolerance": 1e-5]]
         try JSONSerialization.data(withJSONObject: ["texts": texts, "max_length": 64, "folders": folders]).write(to: manifest)
         let result = try PythonEnvironment.run("check_final_folders.py", [manifest.path])
-        #expect(result.status == 0, "\(result.standardOutput.suffix(2000)) \(result.standardError.suffix(2000))")
-        #expect(result.standardOutput.contains(type.sequenceClassificationClass), "\(result.standardOutput.suffix(1000))")
+        let lines = result.standardOutput.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(lines.count == folders.count, "\(result.standardError.suffix(2000))")
+        for line in lines {
+            #expect(line["ok"] as? Bool == true, "\(line.filter { $0.key != "transformers" })")
+            #expect(line["model_class"] as? String == type.sequenceClassificationClass, "\(line["path"] ?? "")")
+        }
+        #expect(result.status == 0, "\(result.standardError.suffix(2000))")
     }
 }
