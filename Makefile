@@ -5,7 +5,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := libopenblas-dev libffi-dev
 
-.PHONY: deps python build run test bench clean
+.PHONY: deps python build run test bench clean fuzz fuzz-ci sanitize
 
 # Install the Debian packages the build links against, only when one is missing.
 deps:
@@ -28,6 +28,20 @@ python:
 
 test: deps python
 	SANKSHEP_PYTHON=$(CURDIR)/.venv/bin/python $(SWIFT) test
+
+# Reliability (docs/reliability.md): libFuzzer harnesses of every parser, FUZZ_SECONDS each, and
+# the C kernels' tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	bash scripts/fuzz.sh build
+	bash scripts/fuzz.sh all $(FUZZ_SECONDS)
+
+# CI's short pass: every harness for 15 s (10 harnesses, under 3 minutes of fuzzing).
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=15
+
+sanitize: deps
+	bash scripts/sanitize_kernels.sh
 
 clean:
 	rm -rf .build

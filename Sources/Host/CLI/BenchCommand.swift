@@ -61,7 +61,11 @@ struct BenchCommand: ParsableCommand {
     var keptHeads: Int?
 
     func validate() throws {
-        if batch < 1 { throw ValidationError("--batch must be at least 1, not \(batch)") }
+        try OptionLimits.check(batch, 1...OptionLimits.count, "--batch")
+        try OptionLimits.check(threads, 1...OptionLimits.threads, "--threads")
+        try OptionLimits.check(warmup, 0...OptionLimits.count, "--warmup")
+        try OptionLimits.check(iterations, 1...OptionLimits.count, "--iterations")
+        try OptionLimits.check(intermediateSize, 1...OptionLimits.width, "--intermediate_size")
         if seq < 1 || seq > shape.encoder.maxPositions {
             throw ValidationError("--seq must be between 1 and \(shape.encoder.maxPositions) for \(shape.rawValue), not \(seq)")
         }

@@ -45,8 +45,9 @@ struct PredictCommand: ParsableCommand {
     func validate() throws {
         guard !text.isEmpty || input != nil else { throw ValidationError("give --text or --input") }
         if let threshold, !(0...1).contains(threshold) { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
-        guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
-        if let maxLength, maxLength < 3 { throw ValidationError("--max_length must be at least 3, got \(maxLength)") }
+        try OptionLimits.check(batch, 1...OptionLimits.count, "--batch")
+        try OptionLimits.check(maxLength, 3...OptionLimits.count, "--max_length")
+        try OptionLimits.check(threads, 1...OptionLimits.threads, "--threads")
     }
 
     func run() throws {
@@ -113,6 +114,11 @@ struct EvalCommand: ParsableCommand {
 
     @Option(help: "Write the metrics as JSON to this file (atomically).")
     var output: String?
+
+    func validate() throws {
+        try OptionLimits.check(batch, 1...OptionLimits.count, "--batch")
+        try OptionLimits.check(threads, 1...OptionLimits.threads, "--threads")
+    }
 
     func run() throws {
         let logger = Logging.configure()

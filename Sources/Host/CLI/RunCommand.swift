@@ -61,6 +61,8 @@ struct RunCommand: ParsableCommand {
         let outputDirectory = URL(fileURLWithPath: output.outputDir)
         let tag = output.tag ?? recipe.name
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        // Files an earlier run was writing when it was killed never reached their names: removed.
+        for path in AtomicFile.removeLeftovers(in: outputDirectory) { logger.notice("removed \(path), left by an interrupted run") }
         // The tracking server is asked first: one that cannot be reached stops the job before any work.
         let (store, experimentID) = try tracking.openStore(outputDirectory: outputDirectory)
         let (jobRun, isNewRun) = try startJobRun(store: store, experimentID: experimentID, tag: tag, outputDirectory: outputDirectory)
@@ -105,6 +107,12 @@ struct RunCommand: ParsableCommand {
         csvOptions.seed = UInt64(training.seed)
         let dataset = try CommentDataset.load(contentsOf: dataURL, options: csvOptions, logger: logger)
         logger.info("\(dataURL.path): \(dataset.count) comments, \(dataset.positives) hate speech")
+        // One class only: no fold can be stratified, ROC-AUC is undefined and the threshold search has
+        // nothing to separate, so training would report numbers that mean nothing.
+        guard dataset.positives > 0, dataset.positives < dataset.count else {
+            let which = dataset.positives == 0 ? "not hate speech (label 0)" : "hate speech (label 1)"
+            throw DatasetError(file: dataURL.path, problem: "all \(dataset.count) comments\(data.dataFraction < 1 ? " of --data_fraction \(data.dataFraction)" : "") are \(which); a classifier needs both classes")
+        }
         let tokenCache = TokenCache(directory: URL(fileURLWithPath: output.cacheDir),
                                     dataKey: try TokenCache.dataKey(file: dataURL, options: csvOptions))
 

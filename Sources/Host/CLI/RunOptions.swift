@@ -24,6 +24,29 @@ extension PruneLayers: ExpressibleByArgument {}
 extension Pooling: ExpressibleByArgument {}
 extension BadRowPolicy: ExpressibleByArgument {}
 
+/// The largest values the numeric options take. Far beyond any real run, they keep every product
+/// the pipeline forms from them (steps = epochs × batches, calibration rows = batches × batch size,
+/// tokens = batch × max_length) well inside `Int`, and every float finite after squaring (T²).
+enum OptionLimits {
+    /// Batches, folds, tokens, samples, frequencies: 2²⁴.
+    static let count = 1 << 24
+    static let epochs = 100_000
+    /// A seed the seed framework's NumPy would take too: 0 ..< 2³².
+    static let seed = Int(UInt32.max)
+    static let threads = 4096
+    /// Width of the student's MLP head.
+    static let width = 65_536
+    static let temperature = 1000.0
+    static let lossWeight = 1000.0
+
+    /// Refuses `value` outside `range` in one line naming `option`; nil (not given) passes.
+    static func check(_ value: Int?, _ range: ClosedRange<Int>, _ option: String) throws {
+        if let value, !range.contains(value) {
+            throw ValidationError("\(option) must be in \(range.lowerBound)...\(range.upperBound), got \(value)")
+        }
+    }
+}
+
 struct DataOptions: ParsableArguments {
     @Option(name: [.customLong("dataset_path"), .customLong("data_path")],
             help: "CSV file of comments and labels (default: the bundled data/HateSpeech.csv); --data_path is the same option.")
@@ -55,7 +78,7 @@ struct DataOptions: ParsableArguments {
         guard dataFraction > 0, dataFraction <= 1 else {
             throw ValidationError("--data_fraction must be in (0, 1], got \(dataFraction)")
         }
-        guard maxLength >= 3 else { throw ValidationError("--max_length must be at least 3, got \(maxLength)") }
+        guard (3...OptionLimits.count).contains(maxLength) else { throw ValidationError("--max_length must be in 3...\(OptionLimits.count), got \(maxLength)") }
     }
 }
 
@@ -118,18 +141,21 @@ struct TrainingOptions: ParsableArguments {
     var threads: Int?
 
     func validate() throws {
-        if let batch, batch <= 0 { throw ValidationError("--batch must be positive, got \(batch)") }
-        if let lr, !(lr > 0) { throw ValidationError("--lr must be positive, got \(lr)") }
-        if let epochs, epochs <= 0 { throw ValidationError("--epochs must be positive, got \(epochs)") }
-        guard numFolds >= 2 else { throw ValidationError("--num_folds must be at least 2, got \(numFolds)") }
+        // Upper bounds keep every product of counts (steps = epochs × batches, rows = batch × tokens)
+        // far from Int overflow; they are orders of magnitude beyond any real run.
+        if let batch, !(1...OptionLimits.count).contains(batch) { throw ValidationError("--batch must be in 1...\(OptionLimits.count), got \(batch)") }
+        if let lr, !(lr > 0 && lr <= 1) { throw ValidationError("--lr must be in (0, 1], got \(lr)") }
+        if let epochs, !(1...OptionLimits.epochs).contains(epochs) { throw ValidationError("--epochs must be in 1...\(OptionLimits.epochs), got \(epochs)") }
+        guard (2...OptionLimits.count).contains(numFolds) else { throw ValidationError("--num_folds must be in 2...\(OptionLimits.count), got \(numFolds)") }
+        guard (0...OptionLimits.seed).contains(seed) else { throw ValidationError("--seed must be in 0...\(OptionLimits.seed), got \(seed)") }
         guard dropout >= 0, dropout < 1 else { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
-        guard weightDecay >= 0 else { throw ValidationError("--weight_decay must be ≥ 0, got \(weightDecay)") }
+        guard weightDecay >= 0, weightDecay <= 1 else { throw ValidationError("--weight_decay must be in [0, 1], got \(weightDecay)") }
         guard warmupRatio >= 0, warmupRatio <= 1 else { throw ValidationError("--warmup_ratio must be in [0, 1], got \(warmupRatio)") }
-        guard gradientClipNorm >= 0 else { throw ValidationError("--gradient_clip_norm must be ≥ 0, got \(gradientClipNorm)") }
-        guard earlyStoppingPatience >= 1 else { throw ValidationError("--early_stopping_patience must be at least 1, got \(earlyStoppingPatience)") }
-        guard focalGamma >= 0 else { throw ValidationError("--focal_gamma must be ≥ 0, got \(focalGamma)") }
+        guard gradientClipNorm >= 0, gradientClipNorm <= 1e6 else { throw ValidationError("--gradient_clip_norm must be in [0, 1e6], got \(gradientClipNorm)") }
+        try OptionLimits.check(earlyStoppingPatience, 1...OptionLimits.epochs, "--early_stopping_patience")
+        guard focalGamma >= 0, focalGamma <= 100 else { throw ValidationError("--focal_gamma must be in [0, 100], got \(focalGamma)") }
         guard focalAlpha > 0, focalAlpha < 1 else { throw ValidationError("--focal_alpha must be in (0, 1), got \(focalAlpha)") }
-        if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
+        if let threads, !(1...OptionLimits.threads).contains(threads) { throw ValidationError("--threads must be in 1...\(OptionLimits.threads), got \(threads)") }
     }
 }
 
@@ -174,6 +200,14 @@ struct OutputOptions: ParsableArguments {
 
     @Flag(name: .customLong("save_huggingface"), help: "Accepted for the seed's command lines: the final model folder is always a Hugging Face folder.")
     var saveHuggingFace = false
+
+    // The tag becomes part of file and folder names inside --output_dir: `a/b` would make folders
+    // and `..` would write above it, so only a file-name-safe alphabet is accepted.
+    func validate() throws {
+        if let tag, !Recipe.isArtifactName(tag) {
+            throw ValidationError("--tag '\(tag)' must be letters, digits, '-', '_' or '.' (it becomes part of file names)")
+        }
+    }
 }
 
 struct DistillationOptions: ParsableArguments {
@@ -210,10 +244,10 @@ struct DistillationOptions: ParsableArguments {
     // The seed checks these ranges whatever the pipeline; so does Sankshep.
     func validate() throws {
         guard kdAlpha.isFinite, (0...1).contains(kdAlpha) else { throw ValidationError("--kd_alpha must be in [0, 1], got \(kdAlpha)") }
-        guard kdTemperature.isFinite, kdTemperature > 0 else { throw ValidationError("--kd_temperature must be positive, got \(kdTemperature)") }
-        guard hiddenLossWeight.isFinite, hiddenLossWeight >= 0 else { throw ValidationError("--hidden_loss_weight must be ≥ 0, got \(hiddenLossWeight)") }
-        guard attentionLossWeight.isFinite, attentionLossWeight >= 0 else { throw ValidationError("--attention_loss_weight must be ≥ 0, got \(attentionLossWeight)") }
-        guard studentHiddenSize > 0 else { throw ValidationError("--student_hidden_size must be positive, got \(studentHiddenSize)") }
+        guard kdTemperature > 0, kdTemperature <= OptionLimits.temperature else { throw ValidationError("--kd_temperature must be in (0, \(Int(OptionLimits.temperature))], got \(kdTemperature)") }
+        guard hiddenLossWeight >= 0, hiddenLossWeight <= OptionLimits.lossWeight else { throw ValidationError("--hidden_loss_weight must be in [0, \(Int(OptionLimits.lossWeight))], got \(hiddenLossWeight)") }
+        guard attentionLossWeight >= 0, attentionLossWeight <= OptionLimits.lossWeight else { throw ValidationError("--attention_loss_weight must be in [0, \(Int(OptionLimits.lossWeight))], got \(attentionLossWeight)") }
+        guard (1...OptionLimits.width).contains(studentHiddenSize) else { throw ValidationError("--student_hidden_size must be in 1...\(OptionLimits.width), got \(studentHiddenSize)") }
     }
 }
 
@@ -270,14 +304,14 @@ struct PruningOptions: ParsableArguments {
             throw ValidationError("--prune_sparsity must be in [0, 1), got \(pruneSparsity)")
         }
         let window = scheduleWindow
-        guard window.startEpoch >= 0 else { throw ValidationError("--prune_start_epoch must be ≥ 0, got \(window.startEpoch)") }
-        guard window.endEpoch >= window.startEpoch else {
-            throw ValidationError("--prune_end_epoch must be ≥ --prune_start_epoch (\(window.startEpoch)), got \(window.endEpoch)")
+        guard (0...OptionLimits.epochs).contains(window.startEpoch) else { throw ValidationError("--prune_start_epoch must be in 0...\(OptionLimits.epochs), got \(window.startEpoch)") }
+        guard window.endEpoch >= window.startEpoch, window.endEpoch <= OptionLimits.epochs else {
+            throw ValidationError("--prune_end_epoch must be in --prune_start_epoch (\(window.startEpoch))...\(OptionLimits.epochs), got \(window.endEpoch)")
         }
-        guard window.frequency > 0 else { throw ValidationError("--prune_frequency must be positive, got \(window.frequency)") }
-        guard calibSamples > 0 else { throw ValidationError("--calib_samples must be positive, got \(calibSamples)") }
-        guard fineTuneEpochs >= (fineTuneAfterPrune ? 1 : 0) else {
-            throw ValidationError("--fine_tune_epochs must be at least \(fineTuneAfterPrune ? 1 : 0), got \(fineTuneEpochs)")
+        guard (1...OptionLimits.count).contains(window.frequency) else { throw ValidationError("--prune_frequency must be in 1...\(OptionLimits.count), got \(window.frequency)") }
+        guard (1...OptionLimits.count).contains(calibSamples) else { throw ValidationError("--calib_samples must be in 1...\(OptionLimits.count), got \(calibSamples)") }
+        guard fineTuneEpochs >= (fineTuneAfterPrune ? 1 : 0), fineTuneEpochs <= OptionLimits.epochs else {
+            throw ValidationError("--fine_tune_epochs must be in \(fineTuneAfterPrune ? 1 : 0)...\(OptionLimits.epochs), got \(fineTuneEpochs)")
         }
     }
 }
@@ -327,8 +361,8 @@ struct QuantizationOptions: ParsableArguments {
                 throw ValidationError("--quant_dtype \(quantDType.rawValue) disagrees with --quant_method \(quantMethod), which quantizes to \(format.rawValue)")
             }
         }
-        guard quantCalibrationBatches > 0 else {
-            throw ValidationError("--quant_calibration_batches must be positive, got \(quantCalibrationBatches)")
+        guard (1...OptionLimits.count).contains(quantCalibrationBatches) else {
+            throw ValidationError("--quant_calibration_batches must be in 1...\(OptionLimits.count), got \(quantCalibrationBatches)")
         }
     }
 }

@@ -59,9 +59,15 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
-        guard maxBatch > 0 else { throw ValidationError("--max-batch must be positive, got \(maxBatch)") }
-        guard maxWaitMs >= 0 else { throw ValidationError("--max-wait-ms must not be negative, got \(maxWaitMs)") }
-        guard maxTexts > 0 else { throw ValidationError("--max-texts must be positive, got \(maxTexts)") }
+        // Upper bounds keep the durations and products made from these inside Int.
+        try OptionLimits.check(maxBatch, 1...OptionLimits.count, "--max-batch")
+        try OptionLimits.check(maxWaitMs, 0...3_600_000, "--max-wait-ms")
+        try OptionLimits.check(maxTexts, 1...OptionLimits.count, "--max-texts")
+        try OptionLimits.check(maxQueue, 1...OptionLimits.count, "--max-queue")
+        try OptionLimits.check(maxBodyBytes, 1...(1 << 30), "--max-body-bytes")
+        try OptionLimits.check(readTimeoutSeconds, 1...86_400, "--read-timeout-s")
+        try OptionLimits.check(maxLength, 3...OptionLimits.count, "--max_length")
+        try OptionLimits.check(threads, 1...OptionLimits.threads, "--threads")
         guard maxQueue >= maxTexts else { throw ValidationError("--max-queue (\(maxQueue)) must hold at least --max-texts (\(maxTexts)) texts") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive, got \(maxBodyBytes)") }
         guard readTimeoutSeconds > 0 else { throw ValidationError("--read-timeout-s must be positive, got \(readTimeoutSeconds)") }

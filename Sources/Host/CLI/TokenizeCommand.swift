@@ -28,6 +28,7 @@ struct TokenizeCommand: ParsableCommand {
         if let maxLength, maxLength < 2 {
             throw ValidationError("--max_length must be at least 2 (room for [CLS] and [SEP]), not \(maxLength)")
         }
+        try OptionLimits.check(maxLength, 2...OptionLimits.count, "--max_length")
     }
 
     private struct Line: Encodable {

@@ -103,6 +103,10 @@ struct StateDict: Sendable {
             guard tensor.shape == view.shape else {
                 throw CheckpointError(file: file, problem: "tensor '\(view.name)' has shape \(tensor.shape) but the model expects \(view.shape)")
             }
+            // An inf or NaN weight makes every probability 1 (or NaN) without a word: refused by name.
+            if let bad = tensor.scalars.first(where: { !$0.isFinite }) {
+                throw CheckpointError(file: file, problem: "tensor '\(view.name)' holds \(bad); weights must be finite numbers")
+            }
             copies.append((view, tensor))
         }
         for (view, tensor) in copies where view.count > 0 {

@@ -63,7 +63,7 @@ final class Classifier {
         if CompressedTensorsQuantized.announcesQuantizedWeights(config) { config.raw["quantization_config"] = nil }
         let file = weightsFile.path
         var weights = loadedWeights
-        let settings = SankshepSettings.read(from: directory)
+        let settings = try SankshepSettings.load(from: directory)
 
         // Which head: the seed framework's MLP, or the Hugging Face head of the model type.
         let head: ClassifierHead
@@ -261,9 +261,66 @@ struct SankshepSettings: Codable, Equatable {
 
     static let fileName = "sankshep.json"
 
+    /// The folder's settings when it has a valid `sankshep.json`; nil otherwise. For folders the
+    /// pipeline itself wrote a moment ago; a model loaded for use goes through `load`.
     static func read(from directory: URL) -> SankshepSettings? {
-        guard let data = try? Data(contentsOf: directory.appendingPathComponent(fileName)) else { return nil }
-        return try? JSONDecoder().decode(SankshepSettings.self, from: data)
+        (try? load(from: directory)) ?? nil
+    }
+
+    /// The folder's `sankshep.json`, checked against what it may hold: nil when the folder has none
+    /// (a plain Hugging Face folder), a one-line error naming the file and the key when it holds
+    /// anything else (a NaN or infinite threshold, an unknown pooling, a list instead of an object…).
+    static func load(from directory: URL) throws -> SankshepSettings? {
+        let url = directory.appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        func fail(_ problem: String) -> CheckpointError { CheckpointError(file: url.path, problem: problem) }
+        let value: JSONValue
+        let data: Data
+        do { data = try InputFile.read(url) } catch { throw fail("cannot be read (\(error.localizedDescription))") }
+        // JSON has no NaN or infinity: a threshold of NaN, or 1e999, makes the file invalid JSON.
+        do { value = try JSONValue.parse(data) } catch { throw fail("is not valid JSON (a number such as NaN or 1e999 is not JSON)") }
+        guard let object = value.objectValue else { throw fail("is \(value.summary), not a JSON object") }
+        let known = ["threshold", "pooling", "max_length", "pruned_heads", "extra"]
+        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+            throw fail("unknown key '\(unknown)' (known: \(known.joined(separator: ", ")))")
+        }
+        guard let thresholdValue = object["threshold"], let threshold = thresholdValue.doubleValue else {
+            throw fail("threshold is \(object["threshold"]?.summary ?? "absent"), not a number")
+        }
+        guard threshold.isFinite, (0...1).contains(threshold) else { throw fail("threshold \(threshold) is not a probability in [0, 1]") }
+        guard let poolingName = object["pooling"]?.stringValue, let pooling = Pooling(rawValue: poolingName) else {
+            throw fail("pooling is \(object["pooling"]?.summary ?? "absent"), not one of \(Pooling.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var settings = SankshepSettings(threshold: threshold, pooling: pooling)
+        if let length = object["max_length"], !length.isNull {
+            guard let tokens = length.intValue, (3...(1 << 24)).contains(tokens) else {
+                throw fail("max_length is \(length.summary), not a token count in 3...\(1 << 24)")
+            }
+            settings.maxLength = tokens
+        }
+        if let heads = object["pruned_heads"], !heads.isNull {
+            guard let layers = heads.objectValue else { throw fail("pruned_heads is \(heads.summary), not an object of layer → head indices") }
+            var removed: [String: [Int]] = [:]
+            for (layer, list) in layers {
+                guard let index = Int(layer), index >= 0, let items = list.arrayValue else {
+                    throw fail("pruned_heads entry \"\(layer.prefix(40))\": expected a layer index with a list of head indices")
+                }
+                let indices = items.compactMap(\.intValue)
+                guard indices.count == items.count, indices.allSatisfy({ $0 >= 0 }), Set(indices).count == indices.count else {
+                    throw fail("pruned_heads of layer \(layer): expected distinct head indices ≥ 0")
+                }
+                removed[layer] = indices
+            }
+            settings.prunedHeads = removed
+        }
+        if let extra = object["extra"], !extra.isNull {
+            guard let entries = extra.objectValue else { throw fail("extra is \(extra.summary), not an object of strings") }
+            for (key, text) in entries {
+                guard let string = text.stringValue else { throw fail("extra.\(key.prefix(40)) is \(text.summary), not a string") }
+                settings.extra[key] = string
+            }
+        }
+        return settings
     }
 
     func write(to directory: URL) throws {

@@ -75,6 +75,15 @@ final class ParameterStore: @unchecked Sendable {
         tensor.scalars.withUnsafeBufferPointer { (values + view.offset).update(from: $0.baseAddress!, count: view.count) }
     }
 
+    /// The first parameter holding an inf or NaN, with that value: weights read from a file are
+    /// checked with it, since one such value turns every probability into 1 or NaN.
+    func firstNonFinite() -> (name: String, value: Float)? {
+        for view in views {
+            for index in view.range where !values[index].isFinite { return (view.name, values[index]) }
+        }
+        return nil
+    }
+
     func zeroGradients() {
         gradients.update(repeating: 0, count: count)
     }

@@ -675,17 +675,17 @@ extension Recipe {
         guard distill.alpha.isFinite, (0...1).contains(distill.alpha) else {
             throw fail("alpha", "must be in [0, 1], got \(distill.alpha)")
         }
-        guard distill.temperature.isFinite, distill.temperature > 0 else {
-            throw fail("temperature", "must be positive, got \(distill.temperature)")
+        guard distill.temperature > 0, distill.temperature <= OptionLimits.temperature else {
+            throw fail("temperature", "must be in (0, \(Int(OptionLimits.temperature))], got \(distill.temperature)")
         }
-        guard distill.hiddenLossWeight.isFinite, distill.hiddenLossWeight >= 0 else {
-            throw fail("hidden_loss_weight", "must be ≥ 0, got \(distill.hiddenLossWeight)")
+        guard distill.hiddenLossWeight >= 0, distill.hiddenLossWeight <= OptionLimits.lossWeight else {
+            throw fail("hidden_loss_weight", "must be in [0, \(Int(OptionLimits.lossWeight))], got \(distill.hiddenLossWeight)")
         }
-        guard distill.attentionLossWeight.isFinite, distill.attentionLossWeight >= 0 else {
-            throw fail("attention_loss_weight", "must be ≥ 0, got \(distill.attentionLossWeight)")
+        guard distill.attentionLossWeight >= 0, distill.attentionLossWeight <= OptionLimits.lossWeight else {
+            throw fail("attention_loss_weight", "must be in [0, \(Int(OptionLimits.lossWeight))], got \(distill.attentionLossWeight)")
         }
-        guard distill.studentHiddenSize > 0 else {
-            throw fail("student_hidden_size", "must be positive, got \(distill.studentHiddenSize)")
+        guard (1...OptionLimits.width).contains(distill.studentHiddenSize) else {
+            throw fail("student_hidden_size", "must be in 1...\(OptionLimits.width), got \(distill.studentHiddenSize)")
         }
         switch distill.student {
         case .teacherLayers(let layers?):
@@ -707,9 +707,11 @@ extension Recipe {
         guard prune.sparsity.isFinite, prune.sparsity >= 0, prune.sparsity < 1 else {
             throw fail("sparsity", "must be in [0, 1), got \(prune.sparsity)")
         }
-        guard prune.calibSamples > 0 else { throw fail("calib_samples", "must be positive, got \(prune.calibSamples)") }
-        guard prune.fineTuneEpochs >= (prune.fineTune ? 1 : 0) else {
-            throw fail("fine_tune_epochs", "must be at least \(prune.fineTune ? 1 : 0), got \(prune.fineTuneEpochs)")
+        guard (1...OptionLimits.count).contains(prune.calibSamples) else {
+            throw fail("calib_samples", "must be in 1...\(OptionLimits.count), got \(prune.calibSamples)")
+        }
+        guard prune.fineTuneEpochs >= (prune.fineTune ? 1 : 0), prune.fineTuneEpochs <= OptionLimits.epochs else {
+            throw fail("fine_tune_epochs", "must be in \(prune.fineTune ? 1 : 0)...\(OptionLimits.epochs), got \(prune.fineTuneEpochs)")
         }
         let method = try lookUp(prune.method, kinds: [.pruner, .schedule], in: schemas, stage: index)
         if method.kind == .schedule {
@@ -724,7 +726,9 @@ extension Recipe {
             guard window.endEpoch < prune.fineTuneEpochs else {
                 throw fail("end_epoch", "must be below fine_tune_epochs (\(prune.fineTuneEpochs); epochs count from 0), got \(window.endEpoch)")
             }
-            guard window.frequency > 0 else { throw fail("frequency", "must be positive, got \(window.frequency)") }
+            guard (1...OptionLimits.count).contains(window.frequency) else {
+                throw fail("frequency", "must be in 1...\(OptionLimits.count), got \(window.frequency)")
+            }
         } else {
             let scheduleKeys: [(String, Int?)] = [("start_epoch", prune.startEpoch), ("end_epoch", prune.endEpoch), ("frequency", prune.frequency)]
             if let (key, _) = scheduleKeys.first(where: { $0.1 != nil }) {
@@ -764,8 +768,8 @@ extension Recipe {
     }
 
     private func check(_ quantize: QuantizeStage, at index: Int, schemas: [MethodSchema]) throws -> ResolvedMethod {
-        guard quantize.calibrationBatches > 0 else {
-            throw error(stage: index, key: "calibration_batches") { "\($0) must be positive, got \(quantize.calibrationBatches)" }
+        guard (1...OptionLimits.count).contains(quantize.calibrationBatches) else {
+            throw error(stage: index, key: "calibration_batches") { "\($0) must be in 1...\(OptionLimits.count), got \(quantize.calibrationBatches)" }
         }
         let method = try lookUp(quantize.method, kinds: [.quantizer], in: schemas, stage: index)
         return try resolve(quantize.options, for: method, stage: index)

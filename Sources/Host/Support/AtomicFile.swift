@@ -43,12 +43,40 @@ enum AtomicFile {
         }
     }
 
+    /// A run killed while writing leaves its temporary file (`.<name>.tmp-<8 hex>`), and a folder
+    /// copy its `.<name>.partial-<UUID>` folder; neither was ever renamed into place, so both are
+    /// removed when a run starts in the same output folder. Returns the paths removed.
+    @discardableResult
+    static func removeLeftovers(in folder: URL) -> [String] {
+        guard let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil, options: []) else { return [] }
+        var removed: [String] = []
+        for case let url as URL in walker where isLeftover(url.lastPathComponent) {
+            walker.skipDescendants()
+            if (try? FileManager.default.removeItem(at: url)) != nil { removed.append(url.path) }
+        }
+        return removed
+    }
+
+    /// `.<name>.tmp-XXXXXXXX` (this file's temporary names) or `.<name>.partial-<UUID>`.
+    static func isLeftover(_ name: String) -> Bool {
+        guard name.hasPrefix(".") else { return false }
+        if let range = name.range(of: ".tmp-", options: .backwards) {
+            let suffix = name[range.upperBound...]
+            return suffix.count == 8 && suffix.allSatisfy(\.isHexDigit)
+        }
+        if let range = name.range(of: ".partial-", options: .backwards) {
+            return UUID(uuidString: String(name[range.upperBound...])) != nil
+        }
+        return false
+    }
+
     // MARK: - The one place that creates, syncs and renames
 
     /// `fill` writes the content into `descriptor`; its path argument is the destination, for error messages.
     private static func write(to url: URL, _ fill: (_ descriptor: Int32, _ destinationPath: String) throws -> Void) throws {
         let destination = url.standardizedFileURL
         let folder = destination.deletingLastPathComponent()
+        try refuseNonRegular(destination.path)
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
@@ -80,6 +108,25 @@ enum AtomicFile {
             _ = fsync(folderDescriptor)
             close(folderDescriptor)
         }
+    }
+
+    /// The rename would replace a symbolic link, a FIFO or a device with a regular file (and a folder
+    /// cannot be replaced at all): an output name that is anything but a regular file, or absent, is
+    /// refused before anything is written.
+    private static func refuseNonRegular(_ path: String) throws {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }  // absent: a new file
+        let kind = status.st_mode & S_IFMT
+        guard kind != S_IFREG else { return }
+        let what = switch kind {
+        case S_IFLNK: "a symbolic link"
+        case S_IFDIR: "a folder"
+        case S_IFIFO: "a FIFO"
+        case S_IFSOCK: "a socket"
+        case S_IFCHR, S_IFBLK: "a device"
+        default: "not a regular file"
+        }
+        throw FileWriteError(file: path, problem: "is \(what); outputs are written only as regular files, so it is left as it is")
     }
 
     private static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32, path: String) throws {

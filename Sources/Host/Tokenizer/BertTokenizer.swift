@@ -78,6 +78,15 @@ struct BertTokenizer: Sendable {
         guard options.maxInputCharsPerWord > 0 else {
             throw TokenizerError(file: source, problem: "max_input_chars_per_word must be positive, not \(options.maxInputCharsPerWord)")
         }
+        // An entry listed twice has two ids, and only one of them can be the one it tokenizes to:
+        // refused, byte for byte (entries that differ only by canonical equivalence are distinct).
+        var firstLine: [[UInt8]: Int] = [:]
+        firstLine.reserveCapacity(vocabulary.count)
+        for (index, entry) in vocabulary.enumerated() {
+            if let earlier = firstLine.updateValue(index, forKey: Array(entry.utf8)) {
+                throw TokenizerError(file: source, problem: "the entry '\(entry.prefix(40))' is listed twice (ids \(earlier) and \(index)); every entry needs one id")
+            }
+        }
         // The trie, not a [String: Int]: Swift strings compare by canonical equivalence, and a Bangla
         // vocabulary holds entries that differ only by it (ড় U+09DC and ড + ়), each with its own id.
         var wordPiece = WordPiece(tokens: vocabulary,

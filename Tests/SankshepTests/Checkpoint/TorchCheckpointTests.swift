@@ -235,6 +235,26 @@ struct TorchCheckpointTests {
         #expect(oneLineCheckpointError(naming: file.path) { _ = try StateDict.read(file) }.contains("no data.pkl"))
     }
 
+    @Test("a zip whose central directory claims member sizes beyond the file is refused before any allocation",
+          arguments: [UInt32(0x7FFF_FFFF), 0xFFFF_FFF0])
+    func lyingZipSizes(claimed: UInt32) throws {
+        let folder = try CheckpointTempFolder()
+        let file = folder.file("pytorch_model.bin")
+        let pickle = PickleBytes.stateDict([("w", { $0.tensor(storage: "0", elements: 2, offset: 0, size: [2], stride: [1]) })])
+        try writeTorchZip(to: file, members: ["data.pkl": Data(pickle), "data/0": littleEndianFloatBytes([1, 2])])
+        // Every central-directory entry (PK\x01\x02) claims `claimed` bytes, stored and uncompressed.
+        var bytes = [UInt8](try Data(contentsOf: file))
+        var patched = 0
+        for index in 0..<(bytes.count - 28) where bytes[index] == 0x50 && bytes[index + 1] == 0x4B && bytes[index + 2] == 1 && bytes[index + 3] == 2 {
+            for field in [20, 24] { for byte in 0..<4 { bytes[index + field + byte] = UInt8((claimed >> (8 * UInt32(byte))) & 0xFF) } }
+            patched += 1
+        }
+        #expect(patched >= 2)
+        try Data(bytes).write(to: file)
+        let message = oneLineCheckpointError(naming: file.path) { _ = try TorchCheckpoint.read(file) }
+        #expect(!message.isEmpty)
+    }
+
     @Test("a big-endian checkpoint is refused rather than read with swapped bytes")
     func bigEndian() throws {
         let folder = try CheckpointTempFolder()

@@ -198,11 +198,14 @@ struct RecipeValidationTests {
         #expect(try problem(base + "  - prune: {sparsity: 0}\n") == nil)
         #expect(try problem(base + "  - distill: {alpha: 1.5}\n") == "r.yaml:3: stage 2 (distill): alpha must be in [0, 1], got 1.5")
         #expect(try problem(base + "  - distill: {alpha: 1}\n") == nil)
-        #expect(try problem(base + "  - distill: {temperature: 0}\n") == "r.yaml:3: stage 2 (distill): temperature must be positive, got 0.0")
-        #expect(try problem(base + "  - distill: {temperature: -2}\n") == "r.yaml:3: stage 2 (distill): temperature must be positive, got -2.0")
+        #expect(try problem(base + "  - distill: {temperature: 0}\n") == "r.yaml:3: stage 2 (distill): temperature must be in (0, 1000], got 0.0")
+        #expect(try problem(base + "  - distill: {temperature: -2}\n") == "r.yaml:3: stage 2 (distill): temperature must be in (0, 1000], got -2.0")
+        #expect(try problem(base + "  - distill: {temperature: 1e300}\n") == "r.yaml:3: stage 2 (distill): temperature must be in (0, 1000], got 1e+300")
         #expect(try problem(base + "  - quantize: {method: int8-rows, calibration_batches: 0}\n")
-            == "r.yaml:3: stage 2 (quantize): calibration_batches must be positive, got 0")
-        #expect(try problem(base + "  - prune: {calib_samples: 0}\n") == "r.yaml:3: stage 2 (prune): calib_samples must be positive, got 0")
+            == "r.yaml:3: stage 2 (quantize): calibration_batches must be in 1...16777216, got 0")
+        #expect(try problem(base + "  - quantize: {method: int8-rows, calibration_batches: 9223372036854775807}\n")
+            == "r.yaml:3: stage 2 (quantize): calibration_batches must be in 1...16777216, got 9223372036854775807")
+        #expect(try problem(base + "  - prune: {calib_samples: 0}\n") == "r.yaml:3: stage 2 (prune): calib_samples must be in 1...16777216, got 0")
     }
 
     @Test("a value of the wrong type is refused naming the key and the value")
@@ -239,7 +242,7 @@ struct RecipeValidationTests {
             == "r.yaml:3: stage 2 (prune): end_epoch must be ≥ start_epoch (2), got 1")
         #expect(try problem(base + "  - prune: {method: gradual, fine_tune: false}\n")
             == "r.yaml:3: stage 2 (prune): fine_tune must be true for the schedule method 'gradual': it prunes while fine-tuning")
-        #expect(try problem(base + "  - prune: {method: gradual, frequency: 0}\n") == "r.yaml:3: stage 2 (prune): frequency must be positive, got 0")
+        #expect(try problem(base + "  - prune: {method: gradual, frequency: 0}\n") == "r.yaml:3: stage 2 (prune): frequency must be in 1...16777216, got 0")
     }
 
     @Test("impossible orders are refused: baseline not first, distill after prune or quantize, anything after quantize")
@@ -342,7 +345,7 @@ struct BuiltInRecipeTests {
         }
         #expect(message(.baseline_prune) { $0.pruneSparsity = 1.2 } == "--pipeline baseline_prune: --prune_sparsity must be in [0, 1), got 1.2")
         #expect(message(.baseline_kd) { $0.kdAlpha = -0.1 } == "--pipeline baseline_kd: --kd_alpha must be in [0, 1], got -0.1")
-        #expect(message(.baseline_kd) { $0.kdTemperature = 0 } == "--pipeline baseline_kd: --kd_temperature must be positive, got 0.0")
+        #expect(message(.baseline_kd) { $0.kdTemperature = 0 } == "--pipeline baseline_kd: --kd_temperature must be in (0, 1000], got 0.0")
         #expect(message(.baseline_prune) { $0.pruneSchedule = .linear }
             == "--pipeline baseline_prune: --prune_schedule: pruner method 'magnitude' has no option 'schedule' (declared: norm)")
         #expect(message(.baseline_prune) { $0.pruneMethod = "obs" }

@@ -263,7 +263,7 @@ final class QuantizedClassifier: DeployableModel {
         guard BinaryReadout.supportedLabels.contains(config.numLabels) else {
             throw fail("config.json names \(config.numLabels) labels: a hate-speech head has 1 logit (sigmoid) or 2 (softmax)")
         }
-        let settings = SankshepSettings.read(from: directory)
+        let settings = try SankshepSettings.load(from: directory)
         let tokenizer = try BertTokenizer(directory: directory)
         let network = SequenceClassifier(shape: EncoderShape(config), head: head.head, numLabels: config.numLabels,
                                          pooling: settings?.pooling ?? .cls)
@@ -279,6 +279,10 @@ final class QuantizedClassifier: DeployableModel {
             }
             for name in record.weights where store.view(named: name) == nil {
                 throw fail("layer '\(record.name)' holds '\(name)', which this model (\(config.modelType.rawValue) \(config.numLayers)×\(config.hiddenSize)) has no parameter for")
+            }
+            // A weight held twice would be quantized, loaded and run twice (its output added twice).
+            if let twice = record.weights.first(where: { covered.contains($0) }) ?? duplicate(in: record.weights) {
+                throw fail("'\(twice)' is listed twice in metadata 'sankshep.layers' (again in layer '\(record.name)')")
             }
             let (_, rows, cols) = EncoderQuantizer.stacked(record.weights, store: store)
             guard rows == record.rows, cols == record.cols else {
@@ -321,13 +325,21 @@ final class QuantizedClassifier: DeployableModel {
                                   bias: EncoderQuantizer.bias(of: weight.record.weights, names: network.names, store: store))
                 : weight
         }
+        if let bad = store.firstNonFinite() {
+            throw fail("tensor '\(bad.name)' holds \(bad.value) once read; weights must be finite numbers")
+        }
+        let linearMethod = records.first(where: { $0.role == .linear })?.method ?? "none"
+        if let named = settings?.extra["quantization"], named != linearMethod {
+            throw CheckpointError(file: directory.appendingPathComponent(SankshepSettings.fileName).path,
+                                  problem: "extra.quantization names the method '\(named)', but the weights were quantized with '\(linearMethod)'")
+        }
         var floatConfig = config
         // The float network's config describes float weights (the quantized file's is written anew).
         if CompressedTensorsQuantized.announcesQuantizedWeights(floatConfig) { floatConfig.raw["quantization_config"] = nil }
         let float = Classifier(network: network, config: floatConfig, tokenizer: tokenizer,
                                tokenizerFiles: HuggingFaceDirectory.tokenizerFiles(in: directory), threshold: settings?.threshold ?? 0.5)
         float.maxLength = settings?.maxLength
-        return QuantizedClassifier(float: float, weights: withBiases, method: records.first(where: { $0.role == .linear })?.method ?? "none")
+        return QuantizedClassifier(float: float, weights: withBiases, method: linearMethod)
     }
 }
 
@@ -379,4 +391,10 @@ extension DeployableModel {
         let sequences = TokenizedCorpus.encode(texts, for: self, maxLength: maxLength)
         return try probabilities(sequences: sequences, rows: Array(sequences.indices), batchSize: batchSize)
     }
+}
+
+/// The first name that occurs twice in `names`, if any.
+private func duplicate(in names: [String]) -> String? {
+    var seen = Set<String>()
+    return names.first { !seen.insert($0).inserted }
 }

@@ -233,4 +233,71 @@ struct QuantizedLayoutTests {
             #expect(message.contains(module + ".weight_scale") && message.contains("model.safetensors") && !message.contains("\n"), "\(message)")
         }
     }
+
+    /// Rewrites the folder's model.safetensors with `change` applied to its entries and metadata.
+    func rewriteWeights(in folder: URL, _ change: (inout [SafeTensorsWriter.Entry], inout [String: String], SafeTensorsFile) throws -> Void) throws {
+        let url = folder.appendingPathComponent("model.safetensors")
+        let file = try SafeTensorsFile(contentsOf: url)
+        var entries = file.entries.map { SafeTensorsWriter.Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: file.rawBytes(of: $0)) }
+        var metadata = file.metadata
+        try change(&entries, &metadata, file)
+        try SafeTensorsWriter.write(entries: entries, metadata: metadata, to: url)
+    }
+
+    /// The one-line error loading `folder` gives; records an issue when it loads.
+    func loadError(_ folder: URL) -> String {
+        do {
+            _ = try loadDeployableModel(from: folder, registry: PluginTestSupport.builtInRegistry())
+            Issue.record("\(folder.path) loaded")
+            return ""
+        } catch {
+            let message = "\(error)"
+            #expect(!message.contains("\n"), "\(message)")
+            return message
+        }
+    }
+
+    @Test("a manifest that lists a layer twice is refused in one line naming the weight")
+    func layerListedTwice() throws {
+        let (_, folder, _) = try quantizedFolder("dynamic")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var first = ""
+        try rewriteWeights(in: folder) { _, metadata, _ in
+            let manifest = try #require(metadata["sankshep.layers"])
+            var records = try #require(try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [Any])
+            first = try #require(((records.first as? [String: Any])?["weights"] as? [String])?.first)
+            records.append(records[0])
+            metadata["sankshep.layers"] = String(decoding: try JSONSerialization.data(withJSONObject: records), as: UTF8.self)
+        }
+        let message = loadError(folder)
+        #expect(message.contains("'\(first)' is listed twice") && message.contains("model.safetensors"), "\(message)")
+    }
+
+    @Test("an inf weight in a quantized folder is refused in one line naming the tensor")
+    func infiniteWeight() throws {
+        let (_, folder, _) = try quantizedFolder("dynamic")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var name = ""
+        try rewriteWeights(in: folder) { entries, _, file in
+            let index = try #require(entries.firstIndex { $0.name.hasSuffix("LayerNorm.weight") || $0.name.hasSuffix("layer_norm.weight") })
+            name = entries[index].name
+            var tensor = try file.tensor(named: name)
+            tensor.scalars[0] = .infinity
+            entries[index] = SafeTensorsWriter.Entry(name: name, tensor: tensor)
+        }
+        let message = loadError(folder)
+        #expect(message.contains("'\(name)'") && message.contains("inf"), "\(message)")
+    }
+
+    @Test("a sankshep.json naming another quantization method than the weights' is refused in one line")
+    func settingsNameAnotherMethod() throws {
+        let (_, folder, _) = try quantizedFolder("dynamic")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let settingsFile = folder.appendingPathComponent(SankshepSettings.fileName)
+        var settings = try #require(try SankshepSettings.load(from: folder))
+        settings.extra["quantization"] = "no-such-method"
+        try settings.write(to: folder)
+        let message = loadError(folder)
+        #expect(message.contains(settingsFile.path) && message.contains("'no-such-method'") && message.contains("'dynamic'"), "\(message)")
+    }
 }
