@@ -55,17 +55,26 @@ while i < len(compile_args):
 # The executable's object list is a response file (paths with spaces quoted): kept line by line, Host's own dropped.
 objects = [line for line in open(os.path.join(debug, "sankshep.product", "Objects.LinkFileList")).read().splitlines()
            if line.strip() and "/Host.build/" not in line]
-libraries = [a for a in link_args if a.startswith("-l") or a.startswith("-L")]
+libraries = []
+for index, a in enumerate(link_args):
+    if a == "-L":
+        libraries += [a, link_args[index + 1]]
+    elif a.startswith("-l") or a.startswith("-L"):
+        libraries.append(a)
 open(os.path.join(out, "flags"), "w").write("\n".join(keep) + "\n")
 open(os.path.join(out, "objects"), "w").write("\n".join(objects + libraries) + "\n")
 EOF
     # Host's sources as SwiftPM lists them (its entry point renamed by the flags), plus the harness.
     local sources
     sources=$(tr '\n' ' ' < "$DEBUG/Host.build/sources")
-    # shellcheck disable=SC2046
-    swiftc -parse-as-library -sanitize=fuzzer,address -Onone -g -module-name SankshepFuzz \
-        $(cat "$OUT/flags") $sources Tests/Fuzz/FuzzTargets.swift \
-        @"$OUT/objects" -o "$BIN" 2>&1 | grep -v "warning: Cannot export local symbol" || true
+    # Compiled again only when a source changed since the last object (it takes minutes).
+    if [ ! -f "$OUT/harness.o" ] || [ -n "$(find Sources/Host Tests/Fuzz -name '*.swift' -newer "$OUT/harness.o" | head -1)" ]; then
+        # shellcheck disable=SC2046,SC2086
+        swiftc -c -wmo -parse-as-library -sanitize=fuzzer,address -Onone -g -module-name SankshepFuzz \
+            $(cat "$OUT/flags") $sources Tests/Fuzz/FuzzTargets.swift -o "$OUT/harness.o"
+    fi
+    swiftc -sanitize=fuzzer,address "$OUT/harness.o" @"$OUT/objects" -o "$BIN" 2>&1 \
+        | grep -v "warning: Cannot export local symbol" || true
     test -x "$BIN"
 }
 

@@ -78,7 +78,12 @@ struct PipelineRunner {
     var givenTeacher: GivenTeacher? = nil
     /// Loads a stage's saved model folder (to continue a resumed run after its last completed stage).
     func loadModel(_ directory: URL, _ logger: Logger) throws -> DeployableModel {
-        try loadDeployableModel(from: directory, registry: registry, logger: logger)
+        let model = try loadDeployableModel(from: directory, registry: registry, logger: logger)
+        // The stage that made it gave it the run's dropout seed; a folder loads with the default one.
+        // Without this a resumed run's next stage would fine-tune with other dropout masks than an
+        // uninterrupted run's, and end with another model.
+        if let classifier = model as? Classifier { classifier.network.dropoutSeed = UInt64(settings.seed) }
+        return model
     }
 
     func run(_ context: RunContext) throws -> (BaselineOutcome, PipelineSummary) {
