@@ -105,8 +105,9 @@ struct QuantizedFixture {
             let file = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("model.safetensors"))
             let entries = file.entries.map { SafeTensorsWriter.Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: file.rawBytes(of: $0)) }
             if ProcessInfo.processInfo.environment["SANKSHEP_FUZZ_PRINT_SEED"] != nil {
-                print(file.metadata["sankshep.layers"] ?? "")
-                exit(0)
+                // Unbuffered: libFuzzer ends the process without flushing stdio.
+                FileHandle.standardOutput.write(Data((file.metadata["sankshep.layers"] ?? "").utf8))
+                _exit(0)
             }
             return QuantizedFixture(folder: folder, entries: entries, metadata: file.metadata, registry: registry, sequences: sequences)
         } catch {

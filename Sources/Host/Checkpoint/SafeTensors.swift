@@ -51,7 +51,7 @@ enum SafeTensorsDType: String, Sendable, CaseIterable {
 struct CheckpointError: Error, CustomStringConvertible {
     let file: String
     let problem: String
-    var description: String { "\(file): \(problem)" }
+    var description: String { oneLine("\(file): \(problem)") }
 }
 
 /// A safetensors file read into memory: an 8-byte little-endian header length, a JSON header

@@ -6,7 +6,7 @@ import Foundation
 struct DatasetError: Error, CustomStringConvertible, Equatable {
     let file: String
     let problem: String
-    var description: String { "\(file): \(problem)" }
+    var description: String { oneLine("\(file): \(problem)") }
 }
 
 /// A CSV file parsed into records, each remembering where it came from.

@@ -20,7 +20,7 @@ import Yams
 struct RecipeError: Error, CustomStringConvertible, Equatable {
     let message: String
     init(_ message: String) {
-        self.message = message.split(whereSeparator: \.isNewline).joined(separator: " ")
+        self.message = oneLine(message.split(whereSeparator: \.isNewline).joined(separator: " "))
     }
     var description: String { message }
 }

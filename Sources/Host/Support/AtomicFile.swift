@@ -9,7 +9,7 @@ import Darwin
 struct FileWriteError: Error, CustomStringConvertible {
     let file: String
     let problem: String
-    var description: String { "\(file): \(problem)" }
+    var description: String { oneLine("\(file): \(problem)") }
 }
 
 /// Every output file of Sankshep is written through here, so an interrupted run never leaves a

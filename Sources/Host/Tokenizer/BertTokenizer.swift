@@ -227,5 +227,5 @@ final class OnceFlag: @unchecked Sendable {
 struct TokenizerError: Error, CustomStringConvertible {
     let file: String
     let problem: String
-    var description: String { "\(file): \(problem)" }
+    var description: String { oneLine("\(file): \(problem)") }
 }

@@ -188,4 +188,35 @@ struct CommentDatasetTests {
         #expect(texts.texts == ["এক", "দুই\nতিন"])
         #expect(texts.sourceRows == [1, 2])
     }
+
+    /// Found by the csv fuzz harness: a header whose quoted names hold newlines and NUL bytes.
+    static let fuzzedHeader: [UInt8] = [
+        0x69, 0x64, 0x2C, 0x43, 0x6F, 0x6D, 0x6D, 0x00, 0x00, 0x31, 0x08, 0x1A, 0x32, 0x2C, 0x22, 0x22,
+        0x22, 0x71, 0x22, 0xE0, 0xA6, 0xBF, 0x20, 0xE0, 0xA6, 0x97, 0xE0, 0xA6, 0xBE, 0xE0, 0xA6, 0xA8,
+        0x20, 0xE0, 0xA6, 0x97, 0xE0, 0xA6, 0xBE, 0xE0, 0xA6, 0x87, 0x2C, 0x30, 0x0A, 0x22, 0x22, 0x22,
+        0x2C, 0x2C, 0x48, 0x61, 0x74, 0x65, 0x53, 0x70, 0x65, 0x66, 0x61, 0x6C, 0x73, 0x65, 0x2C, 0x0A,
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFE, 0x33, 0x2C, 0x2C, 0x30, 0x2C, 0x79, 0x0A,
+    ]
+
+    @Test("column names and labels holding newlines or control characters still give a one-line error, escaped")
+    func controlCharactersInErrors() throws {
+        for options in [CommentCSVOptions()] {
+            do {
+                _ = try CommentDataset.load(bytes: Data(Self.fuzzedHeader), file: "fuzzed.csv", options: options)
+                Issue.record("the fuzzed file was accepted")
+            } catch {
+                let message = "\(error)"
+                #expect(!message.contains("\n") && !message.contains("\u{0}") && message.hasPrefix("fuzzed.csv: "), "\(message)")
+            }
+        }
+        let labels = Data("Comments,HateSpeech\nএক,\"maybe\nnot\"\n".utf8)
+        do {
+            _ = try CommentDataset.load(bytes: labels, file: "labels.csv")
+            Issue.record("a label with a newline was accepted")
+        } catch {
+            let message = "\(error)"
+            #expect(!message.contains("\n") && message.contains("maybe\\nnot"), "\(message)")
+        }
+        #expect(oneLine("a\nb\r\tc\u{1B}d\u{2028}") == "a\\nb\\r\\tc\\u{1B}d\\u{2028}")
+    }
 }
