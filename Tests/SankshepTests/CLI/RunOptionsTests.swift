@@ -20,7 +20,7 @@ struct RunOptionsTests {
           "--data_fraction", "--kd_alpha", "--kd_temperature", "--hidden_loss_weight", "--attention_loss_weight",
           "--prune_sparsity"]),
         (PredictCommand.self, ["--model", "m", "--text", "t"], ["--batch", "--threads", "--max_length"], ["--threshold"]),
-        (EvalCommand.self, ["--model", "m"], ["--batch", "--threads", "--max_length"], ["--data_fraction"]),
+        (EvalCommand.self, ["--model", "m"], ["--batch", "--threads", "--max_length", "--seed"], ["--data_fraction"]),
         (ServeCommand.self, ["--model", "m"],
          ["--port", "--max-batch", "--max-wait-ms", "--max-queue", "--max-texts", "--max-body-bytes", "--read-timeout-s",
           "--max_length", "--threads"], ["--threshold"]),
@@ -54,7 +54,7 @@ struct RunOptionsTests {
 
     @Test("the issue's two numbers: --quant_calibration_batches 2⁶³−1 and --kd_temperature 1e300")
     func issueNumbers() {
-        for (option, value, expected) in [("--quant_calibration_batches", "9223372036854775807", "must be in 1...16777216"),
+        for (option, value, expected) in [("--quant_calibration_batches", "9223372036854775807", "must be at most 1000000"),
                                           ("--kd_temperature", "1e300", "must be in (0, 1000]")] {
             do {
                 _ = try RunCommand.parse([option, value])
