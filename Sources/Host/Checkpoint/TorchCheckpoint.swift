@@ -286,7 +286,14 @@ enum TorchCheckpoint {
 
         var decoded: [String: [Float]] = [:]
         func scalars(of storage: TorchStorageReference) throws -> [Float] {
-            if let cached = decoded[storage.key] { return cached }
+            if let cached = decoded[storage.key] {
+                // Each view was checked against the element count its own reference claims: a storage
+                // named twice with two counts would let the larger claim read past the decoded values.
+                guard cached.count == storage.count else {
+                    throw CheckpointError(file: file, problem: "storage \(storage.key) is referenced with \(cached.count) and with \(storage.count) elements")
+                }
+                return cached
+            }
             let data = try storageBytes(storage)
             let (needed, overflow) = storage.count.multipliedReportingOverflow(by: storage.dtype.byteSize)
             guard !overflow, data.count >= needed else {
