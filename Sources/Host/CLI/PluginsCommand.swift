@@ -74,6 +74,13 @@ struct PluginsCommand: ParsableCommand {
             if pruner.supportsGlobal { features.append("global ranking") }
             if !features.isEmpty { lines.append("  features: \(features.joined(separator: ", "))") }
         }
+        if method.kind == .quantizer {
+            let quantizer = QuantizerMethod(method)
+            var features: [String] = []
+            if quantizer.neededStatistics != 0 { features.append("needs calibration statistics") }
+            if quantizer.offersQAT { features.append("quantization-aware training (--quant_method qat)") }
+            if !features.isEmpty { lines.append("  features: \(features.joined(separator: ", "))") }
+        }
         lines.append(method.options.isEmpty ? "  options: none" : "  options:")
         for option in method.options {
             lines.append("    \(option.summary)  \(option.help)")

@@ -300,7 +300,7 @@ enum QuantDType: String, CaseIterable, ExpressibleByArgument, Sendable {
 }
 
 struct QuantizationOptions: ParsableArguments {
-    @Option(name: .customLong("quant_method"), help: "Quantizer: dynamic, static, int4, fp16, or any quantizer a plugin registers (default: dynamic, or the one --quant_dtype names). qat (quantization-aware training) is not available yet.")
+    @Option(name: .customLong("quant_method"), help: "Quantizer: dynamic, static, int4, fp16, or any quantizer a plugin registers (default: dynamic, or the one --quant_dtype names); qat: quantization-aware training for static (int8) or int4 (--quant_dtype int4, or --qat_quantizer).")
     var quantMethod: String?
 
     @Option(name: .customLong("quant_dtype"), help: "Weight format: int8 (dynamic, static), int4 or fp16; must agree with --quant_method, and alone chooses it (int8 → dynamic).")
@@ -312,14 +312,38 @@ struct QuantizationOptions: ParsableArguments {
     @Option(name: .customLong("quant_option"), help: ArgumentHelp("A further option of the quantizer, name=value; repeatable.", valueName: "name=value"))
     var quantOptions: [String] = []
 
+    @Option(name: .customLong("qat_quantizer"), help: "--quant_method qat: the quantizer to train for and convert to, one with quantization-aware training (static, int4, or a plugin's; default: static, int4 with --quant_dtype int4).")
+    var qatQuantizer: String?
+
+    @Option(name: .customLong("qat_epochs"), help: "--quant_method qat: epochs of fine-tuning with fake-quantized layers (default: 2).")
+    var qatEpochs: Int?
+
+    @Option(name: .customLong("qat_lr"), help: "--quant_method qat: learning rate of that fine-tuning (default: --lr).")
+    var qatLearningRate: Double?
+
     /// The quantizer the options name: `--quant_method`, else the one `--quant_dtype` chooses, else dynamic.
     var resolvedMethod: String { quantMethod ?? quantDType?.method ?? "dynamic" }
 
+    /// `--quant_method qat`: the quantizer it trains for (nil: the stage's default, static).
+    var resolvedQATQuantizer: String? {
+        qatQuantizer ?? (quantDType == .int4 ? "int4" : nil)
+    }
+
     func validate() throws {
-        if quantMethod == "qat" {
-            throw ValidationError("--quant_method qat: quantization-aware training is not available yet; use dynamic, static, int4 or fp16")
+        if quantMethod == QuantizeStage.qatMethod {
+            if quantDType == .fp16 {
+                throw ValidationError("--quant_dtype fp16: --quant_method qat trains for int8 (static) or int4 weights; fp16 needs no quantization-aware training")
+            }
+            if let qatQuantizer, let quantDType, let format = QuantDType.ofMethod[qatQuantizer], format != quantDType {
+                throw ValidationError("--quant_dtype \(quantDType.rawValue) disagrees with --qat_quantizer \(qatQuantizer), which quantizes to \(format.rawValue)")
+            }
+        } else {
+            let given = [("--qat_quantizer", qatQuantizer != nil), ("--qat_epochs", qatEpochs != nil), ("--qat_lr", qatLearningRate != nil)]
+            if let (flag, _) = given.first(where: \.1) {
+                throw ValidationError("\(flag) applies only to --quant_method qat")
+            }
         }
-        if let quantMethod, let quantDType {
+        if let quantMethod, quantMethod != QuantizeStage.qatMethod, let quantDType {
             guard let format = QuantDType.ofMethod[quantMethod] else {
                 throw ValidationError("--quant_dtype \(quantDType.rawValue): the plugin quantizer '\(quantMethod)' sets its own format; drop --quant_dtype")
             }
@@ -422,5 +446,10 @@ extension StageOptions {
         quantMethod = quantization.resolvedMethod
         quantCalibrationBatches = quantization.quantCalibrationBatches
         quantOptions = try parseOptionPairs(quantization.quantOptions, option: "--quant_option")
+        if quantMethod == QuantizeStage.qatMethod {
+            qatQuantizer = quantization.resolvedQATQuantizer
+            qatEpochs = quantization.qatEpochs
+            qatLearningRate = quantization.qatLearningRate
+        }
     }
 }

@@ -43,6 +43,9 @@ final class SequenceClassifier {
     var dropoutStep: UInt64 = 0
     /// Observes or replaces the encoder's linear layers in inference forwards (calibration, quantization).
     var linearHook: LinearLayerHook?
+    /// Quantization-aware training: the encoder's linear layers run fake-quantized, in training and
+    /// inference forwards alike, and their backward is the straight-through one (FakeQuantization.swift).
+    var fakeQuantization: FakeQuantization?
     /// Inference forwards compute the last layer only for the rows the head reads: when the head pools
     /// [CLS] (every Hugging Face head) and no `linearHook` needs every row, the last layer needs keys and values of
     /// every token but its query, attention output, feed-forward and LayerNorms only for the B [CLS] rows,
@@ -208,7 +211,7 @@ final class SequenceClassifier {
         // Hooks see inference only: training always runs the float layers it differentiates.
         let hook = training ? nil : linearHook
         let headRowsOnly = !training && headRowsOnlyInInference && effectivePooling == .cls && head.inputLayers == 1
-            && !(hook?.needsEveryRow ?? false) && L > 0
+            && !(hook?.needsEveryRow ?? false) && L > 0 && fakeQuantization == nil
         var layers: [LayerBuffers] = []
         layers.reserveCapacity(L)
         for l in 0..<(headRowsOnly ? L - 1 : L) {
@@ -216,7 +219,7 @@ final class SequenceClassifier {
             let attention = AttentionCore.Shape(batch: B, length: T, heads: shape.heads(inLayer: l), headSize: shape.headSize)
             // qkv (N, 3A) = x @ [Wq; Wk; Wv]^T + [bq; bk; bv]
             let qkv = floats.take(N * 3 * A)
-            encoderLinear(hook, [ln.query, ln.key, ln.value], out: qkv, inp: x, weight: value(p.qkvWeight), bias: value(p.qkvBias), rows: N, inFeatures: H, outFeatures: 3 * A)
+            encoderLinear(hook, [ln.query, ln.key, ln.value], out: qkv, inp: x, weight: value(p.qkvWeight), bias: value(p.qkvBias), rows: N, inFeatures: H, outFeatures: 3 * A, training: training)
             let probs = floats.take(attention.scoreCount)
             let probsMask = attentionP > 0 ? floats.take(attention.scoreCount) : nil
             let droppedProbs = attentionP > 0 ? floats.take(attention.scoreCount) : nil
@@ -225,7 +228,7 @@ final class SequenceClassifier {
                                   seed: seed, stream: stream(1 + 4 * l), qkv: qkv, keyMask: keyMask, shape: attention)
             // residual1 (N, H) = x + dropout(context @ Wo^T + bo)   (DistilBERT has no dropout here)
             let residual1 = floats.take(N * H)
-            encoderLinear(hook, [ln.attentionOutput], out: residual1, inp: context, weight: value(p.outWeight), bias: value(p.outBias), rows: N, inFeatures: A, outFeatures: H)
+            encoderLinear(hook, [ln.attentionOutput], out: residual1, inp: context, weight: value(p.outWeight), bias: value(p.outBias), rows: N, inFeatures: A, outFeatures: H, training: training)
             let attentionMask = hiddenP > 0 && shape.modelType == .bert ? floats.take(N * H) : nil
             if let attentionMask {
                 Dropout.forward(out: residual1, inp: residual1, mask: attentionMask, count: N * H, p: hiddenP, seed: seed, stream: stream(2 + 4 * l))
@@ -237,11 +240,11 @@ final class SequenceClassifier {
             // differentiated (backward refuses it), so it keeps no pre-activation: GELU runs in place, one
             // (N, I) buffer fewer to write and to read back.
             let ffnPre = floats.take(N * I), ffnAct = headRowsOnly ? ffnPre : floats.take(N * I)
-            encoderLinear(hook, [ln.ffnIn], out: ffnPre, inp: norm1, weight: value(p.ffnInWeight), bias: nil, rows: N, inFeatures: H, outFeatures: I)
+            encoderLinear(hook, [ln.ffnIn], out: ffnPre, inp: norm1, weight: value(p.ffnInWeight), bias: nil, rows: N, inFeatures: H, outFeatures: I, training: training)
             sk_bias_gelu_forward(ffnAct, ffnPre, value(p.ffnInBias), Int32(N), Int32(I))
             // residual2 (N, H) = norm1 + dropout(ffnAct @ W2^T + b2)
             let residual2 = floats.take(N * H)
-            encoderLinear(hook, [ln.ffnOut], out: residual2, inp: ffnAct, weight: value(p.ffnOutWeight), bias: value(p.ffnOutBias), rows: N, inFeatures: I, outFeatures: H)
+            encoderLinear(hook, [ln.ffnOut], out: residual2, inp: ffnAct, weight: value(p.ffnOutWeight), bias: value(p.ffnOutBias), rows: N, inFeatures: I, outFeatures: H, training: training)
             let ffnMask = hiddenP > 0 ? floats.take(N * H) : nil
             if let ffnMask {
                 Dropout.forward(out: residual2, inp: residual2, mask: ffnMask, count: N * H, p: hiddenP, seed: seed, stream: stream(3 + 4 * l))
@@ -381,15 +384,33 @@ final class SequenceClassifier {
         }
     }
 
-    /// An encoder linear layer: the hook's product when it takes the layer, the float one otherwise.
+    /// An encoder linear layer: fake-quantized under quantization-aware training, else the hook's product
+    /// when it takes the layer, else the float one.
     private func encoderLinear(_ hook: LinearLayerHook?, _ layerNames: [String], out: FloatPointer, inp: UnsafePointer<Float>,
-                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, rows: Int, inFeatures: Int, outFeatures: Int) {
+                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, rows: Int, inFeatures: Int, outFeatures: Int,
+                               training: Bool = false) {
+        if let fake = fakeQuantization, let layer = fake.layer(layerNames) {
+            fake.forward(layer, out: out, inp: inp, bias: bias, tokens: rows, training: training)
+            return
+        }
         if let hook {
             hook.observe(layers: layerNames, input: inp, rows: rows, inFeatures: inFeatures)
             if hook.replace(layers: layerNames, input: inp, rows: rows, inFeatures: inFeatures, output: out,
                             outFeatures: outFeatures, includeBias: bias != nil) { return }
         }
         LinearLayer.forward(out: out, inp: inp, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+    }
+
+    /// The backward of `encoderLinear` (the straight-through one for a fake-quantized layer).
+    private func encoderLinearBackward(_ layerNames: [String], dinp: FloatPointer?, dweight: FloatPointer?, dbias: FloatPointer?,
+                                       dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                       rows: Int, inFeatures: Int, outFeatures: Int) {
+        if let fake = fakeQuantization, let layer = fake.layer(layerNames) {
+            fake.backward(layer, dinp: dinp, dweight: dweight, dbias: dbias, dout: dout)
+            return
+        }
+        LinearLayer.backward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight, rows: rows,
+                             inFeatures: inFeatures, outFeatures: outFeatures)
     }
 
     // ---------------------------------------------------------------- backward
@@ -458,10 +479,11 @@ final class SequenceClassifier {
             // FFN: residual2 = norm1 + dropout(GELU(norm1 W1^T + b1) W2^T + b2)
             var dFfnOut = UnsafePointer(dResidual)
             if let mask = a.ffnMask { Dropout.backward(dinp: dProjection, dout: dResidual, mask: mask, count: N * H); dFfnOut = UnsafePointer(dProjection) }
-            LinearLayer.backward(dinp: dFfn, dweight: gradient(p.ffnOutWeight), dbias: gradient(p.ffnOutBias), dout: dFfnOut,
+            let ln = names.layers[l]
+            encoderLinearBackward([ln.ffnOut], dinp: dFfn, dweight: gradient(p.ffnOutWeight), dbias: gradient(p.ffnOutBias), dout: dFfnOut,
                                  inp: a.ffnAct, weight: value(p.ffnOutWeight), rows: N, inFeatures: I, outFeatures: H)
             sk_gelu_backward(dFfn, a.ffnPre, dFfn, N * I)
-            LinearLayer.backward(dinp: dNorm1, dweight: gradient(p.ffnInWeight), dbias: gradient(p.ffnInBias), dout: dFfn,
+            encoderLinearBackward([ln.ffnIn], dinp: dNorm1, dweight: gradient(p.ffnInWeight), dbias: gradient(p.ffnInBias), dout: dFfn,
                                  inp: a.norm1, weight: value(p.ffnInWeight), rows: N, inFeatures: H, outFeatures: I)
             sk_accumulate(dNorm1, dResidual, N * H)
             // LN1 backward: dResidual = d(residual1)
@@ -471,7 +493,7 @@ final class SequenceClassifier {
             // Attention: residual1 = x + dropout(context Wo^T + bo)
             var dAttentionOut = UnsafePointer(dResidual)
             if let mask = a.attentionMask { Dropout.backward(dinp: dProjection, dout: dResidual, mask: mask, count: N * H); dAttentionOut = UnsafePointer(dProjection) }
-            LinearLayer.backward(dinp: dContext, dweight: gradient(p.outWeight), dbias: gradient(p.outBias), dout: dAttentionOut,
+            encoderLinearBackward([ln.attentionOutput], dinp: dContext, dweight: gradient(p.outWeight), dbias: gradient(p.outBias), dout: dAttentionOut,
                                  inp: a.context, weight: value(p.outWeight), rows: N, inFeatures: A, outFeatures: H)
             let extraProbs = attentionProbabilityGradients[l]
             precondition(extraProbs == nil || extraProbs!.count == attention.scoreCount,
@@ -481,7 +503,7 @@ final class SequenceClassifier {
                                        dropoutMask: a.probsMask, shape: attention, extraProbabilityGradient: extra)
             }
             // dx = dqkv @ [Wq; Wk; Wv] + dResidual (the residual path around attention)
-            LinearLayer.backward(dinp: dx, dweight: gradient(p.qkvWeight), dbias: gradient(p.qkvBias), dout: dqkv, inp: x,
+            encoderLinearBackward([ln.query, ln.key, ln.value], dinp: dx, dweight: gradient(p.qkvWeight), dbias: gradient(p.qkvBias), dout: dqkv, inp: x,
                                  weight: value(p.qkvWeight), rows: N, inFeatures: H, outFeatures: 3 * A)
             sk_accumulate(dx, dResidual, N * H)
             addExtra(l)

@@ -58,6 +58,11 @@ struct Provenance: Encodable {
                        "fine_tune_epochs": String(prune.fineTuneEpochs)]
         case .quantize(let quantize):
             options = ["method": quantize.method, "calibration_batches": String(quantize.calibrationBatches)]
+            if quantize.isQAT {
+                options["quantizer"] = quantize.quantizerMethod
+                options["epochs"] = String(quantize.epochs ?? QuantizeStage.defaultQATEpochs)
+                if let rate = quantize.learningRate { options["learning_rate"] = String(rate) }
+            }
         }
         for (name, value) in method?.orderedOptions ?? [] { options["option." + name] = value }
         return options

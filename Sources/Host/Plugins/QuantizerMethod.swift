@@ -43,6 +43,64 @@ struct QuantizerMethod: Sendable {
         return QuantizedLayer(method: self, pointer: layer, rows: weight.rows, cols: weight.cols)
     }
 
+    // ---------------------------------------------------------------- quantization-aware training
+
+    /// The method's QAT extension, or nil when it offers none (or a table this host cannot read).
+    private var qatTable: sk_qat_ext? {
+        guard let ext = method.extension(SK_EXT_QAT, as: sk_qat_ext.self)?.pointee,
+              ext.fake_quantize != nil, ext.convert != nil, inputScheme(of: ext) != nil else { return nil }
+        return ext
+    }
+
+    private func inputScheme(of ext: sk_qat_ext) -> QATInputScheme? {
+        let qmax = Int(ext.input_qmax)
+        switch Int32(ext.input_scheme) {
+        case SK_QAT_INPUT_FLOAT: return .float
+        case SK_QAT_INPUT_PER_TENSOR where qmax >= 1: return .perTensor(qmax: qmax)
+        case SK_QAT_INPUT_PER_ROW where qmax >= 1: return .perRow(qmax: qmax)
+        default: return nil
+        }
+    }
+
+    /// Whether the model can be trained for this method (`--quant_method qat`).
+    var offersQAT: Bool { qatTable != nil }
+
+    /// The input scheme the trainer simulates; throws for a method without the extension.
+    func qatInputScheme() throws -> QATInputScheme {
+        guard let ext = qatTable, let scheme = inputScheme(of: ext) else { throw noQAT }
+        return scheme
+    }
+
+    private var noQAT: PluginError {
+        PluginError("quantizer '\(name)' (\(method.file)) offers no quantization-aware training (no \(SK_EXT_QAT) extension)")
+    }
+
+    /// fake (rows, cols) = the weight as the converted layer will hold it; pass (rows, cols) = 1 where
+    /// the gradient reaches the float weight, 0 where it clipped.
+    func fakeQuantize(weight: WeightView, options: [String: String], into fake: UnsafeMutablePointer<Float>,
+                      pass: UnsafeMutablePointer<UInt8>) throws {
+        guard let fakeQuantize = qatTable?.fake_quantize else { throw noQAT }
+        try weight.withCView { view in
+            try method.withCOptions(options) { options in
+                try method.call { fakeQuantize(method.descriptor, view, options, fake, pass, $0) }
+            }
+        }
+    }
+
+    /// The quantized layer for a trained weight (and bias); `inputScale` is the per-tensor input scale
+    /// the model was trained with (0 for the other schemes).
+    func convert(weight: WeightView, inputScale: Float, options: [String: String]) throws -> QuantizedLayer {
+        guard let convert = qatTable?.convert else { throw noQAT }
+        var layer: OpaquePointer?
+        try weight.withCView { view in
+            try method.withCOptions(options) { options in
+                try method.call { convert(method.descriptor, view, inputScale, options, &layer, $0) }
+            }
+        }
+        guard let layer else { throw PluginError("quantizer '\(name)' (\(method.file)) converted no layer") }
+        return QuantizedLayer(method: self, pointer: layer, rows: weight.rows, cols: weight.cols)
+    }
+
     /// Rebuilds a layer from blobs saved by `QuantizedLayer.serialize()` under `formatVersion`.
     func load(blobs: [String: [UInt8]], formatVersion: String, rows: Int, cols: Int,
               options: [String: String] = [:]) throws -> QuantizedLayer {

@@ -82,11 +82,27 @@ struct PruneStage: Sendable, Equatable {
 
 /// `quantize`: turn the linear layers into quantized layers with a registered quantizer (issue 6).
 struct QuantizeStage: Sendable, Equatable {
-    /// Any registered quantizer (`dynamic`, `static`, `int4`, `fp16`, …).
+    /// Any registered quantizer (`dynamic`, `static`, `int4`, `fp16`, …), or `qat`.
     var method = "dynamic"
     /// Batches run to calibrate activation scales (methods that need them).
     var calibrationBatches = 100
+    /// The quantizer's options (for `qat`, those of the quantizer it trains for).
     var options: [String: String] = [:]
+
+    // Quantization-aware training (`method: qat`): fine-tune with `quantizer`'s quantization simulated,
+    // then convert to its layers. nil values take the defaults below.
+    static let qatMethod = "qat"
+    static let defaultQATQuantizer = "static"
+    static let defaultQATEpochs = 2
+    /// A quantizer offering "sankshep.qat/1" (`static`, `int4`, or a plugin's).
+    var quantizer: String?
+    var epochs: Int?
+    /// nil: the run's `--lr`.
+    var learningRate: Double?
+
+    var isQAT: Bool { method == Self.qatMethod }
+    /// The method whose layers the stage makes: the quantizer QAT trains for, else `method`.
+    var quantizerMethod: String { isQAT ? quantizer ?? Self.defaultQATQuantizer : method }
 }
 
 enum RecipeStage: Sendable, Equatable {
@@ -150,6 +166,10 @@ struct StageOptions: Sendable, Equatable {
     var quantCalibrationBatches = 100
     /// Further method options (`--quant_option name=value`).
     var quantOptions: [String: String] = [:]
+    /// `--quant_method qat`: `--qat_quantizer` (or the one `--quant_dtype` names), `--qat_epochs`, `--qat_lr`.
+    var qatQuantizer: String?
+    var qatEpochs: Int?
+    var qatLearningRate: Double?
 
     init() {}
 }
@@ -223,7 +243,8 @@ struct Recipe: Sendable {
         if pipeline.includesQuantization {
             stages.append(.quantize(QuantizeStage(
                 method: options.quantMethod, calibrationBatches: options.quantCalibrationBatches,
-                options: options.quantOptions)))
+                options: options.quantOptions, quantizer: options.qatQuantizer, epochs: options.qatEpochs,
+                learningRate: options.qatLearningRate)))
         }
         return Recipe(name: pipeline.rawValue, origin: .pipeline(pipeline), stages: stages)
     }
@@ -298,7 +319,8 @@ struct Recipe: Sendable {
                   "end_epoch": "--prune_end_epoch", "frequency": "--prune_frequency",
                   "options": "--prune_option", "options.schedule": "--prune_schedule"],
         "quantize": ["method": "--quant_method", "calibration_batches": "--quant_calibration_batches",
-                     "options": "--quant_option"],
+                     "options": "--quant_option", "quantizer": "--qat_quantizer", "epochs": "--qat_epochs",
+                     "learning_rate": "--qat_lr"],
     ]
 }
 
@@ -312,7 +334,7 @@ extension Recipe {
                     "student_preset", "student_path", "student_init", "student_layers", "student_hidden_size"],
         "prune": ["method", "sparsity", "layers", "calib_samples", "fine_tune", "fine_tune_epochs", "options",
                   "start_epoch", "end_epoch", "frequency"],
-        "quantize": ["method", "calibration_batches", "options"],
+        "quantize": ["method", "calibration_batches", "options", "quantizer", "epochs", "learning_rate"],
     ]
     static let topLevelKeys = ["name", "stages"]
 
@@ -546,6 +568,9 @@ extension Recipe {
                 quantize.method = try string("method") ?? quantize.method
                 quantize.calibrationBatches = try integer("calibration_batches") ?? quantize.calibrationBatches
                 quantize.options = try methodOptions()
+                quantize.quantizer = try string("quantizer")
+                quantize.epochs = try integer("epochs")
+                quantize.learningRate = try number("learning_rate")
                 return .quantize(quantize)
             }
         }
@@ -583,6 +608,8 @@ struct MethodSchema: Sendable, Equatable {
     var plugin: String
     var version: String
     var options: [PluginOptionSpec]
+    /// A quantizer with the "sankshep.qat/1" extension, which `qat` can train for.
+    var offersQAT = false
 }
 
 /// Whatever knows the registered methods.
@@ -592,7 +619,10 @@ protocol MethodCatalog {
 
 extension PluginRegistry: MethodCatalog {
     var methodSchemas: [MethodSchema] {
-        methods.map { MethodSchema(name: $0.name, kind: $0.kind, plugin: $0.pluginName, version: $0.version, options: $0.options) }
+        methods.map {
+            MethodSchema(name: $0.name, kind: $0.kind, plugin: $0.pluginName, version: $0.version, options: $0.options,
+                         offersQAT: $0.kind == .quantizer && QuantizerMethod($0).offersQAT)
+        }
     }
 }
 
@@ -767,23 +797,46 @@ extension Recipe {
         guard quantize.calibrationBatches > 0 else {
             throw error(stage: index, key: "calibration_batches") { "\($0) must be positive, got \(quantize.calibrationBatches)" }
         }
-        let method = try lookUp(quantize.method, kinds: [.quantizer], in: schemas, stage: index)
+        guard quantize.isQAT else {
+            let given: [(String, Bool)] = [("quantizer", quantize.quantizer != nil), ("epochs", quantize.epochs != nil),
+                                           ("learning_rate", quantize.learningRate != nil)]
+            if let (key, _) = given.first(where: \.1) {
+                throw error(stage: index, key: key) { "\($0) applies only to method qat (quantization-aware training), not '\(quantize.method)'" }
+            }
+            let method = try lookUp(quantize.method, kinds: [.quantizer], in: schemas, stage: index)
+            return try resolve(quantize.options, for: method, stage: index)
+        }
+        if let epochs = quantize.epochs, epochs < 1 {
+            throw error(stage: index, key: "epochs") { "\($0) must be at least 1, got \(epochs)" }
+        }
+        if let rate = quantize.learningRate, !(rate.isFinite && rate > 0) {
+            throw error(stage: index, key: "learning_rate") { "\($0) must be positive, got \(rate)" }
+        }
+        // The quantizer QAT converts to must offer the extension: refused here, before any training.
+        let method = try lookUp(quantize.quantizerMethod, kinds: [.quantizer], in: schemas, stage: index, key: quantize.quantizer == nil ? "method" : "quantizer")
+        guard method.offersQAT else {
+            let offering = schemas.filter(\.offersQAT).map(\.name).sorted()
+            throw error(stage: index, key: quantize.quantizer == nil ? "method" : "quantizer") {
+                "\($0): quantizer '\(method.name)' (\(method.plugin)) offers no quantization-aware training (no sankshep.qat/1 extension); qat can train for \(offering.isEmpty ? "no loaded quantizer" : offering.joined(separator: ", "))"
+            }
+        }
         return try resolve(quantize.options, for: method, stage: index)
     }
 
     /// The method called `name` among `kinds`, or an error listing the known methods of those kinds.
-    private func lookUp(_ name: String, kinds: [PluginMethodKind], in schemas: [MethodSchema], stage index: Int) throws -> MethodSchema {
+    private func lookUp(_ name: String, kinds: [PluginMethodKind], in schemas: [MethodSchema], stage index: Int,
+                        key: String = "method") throws -> MethodSchema {
         let kindText = kinds.map(\.rawValue).joined(separator: " or ")
         if let method = schemas.first(where: { $0.name == name }) {
             guard kinds.contains(method.kind) else {
-                throw error(stage: index, key: "method") { "\($0) '\(name)' is a \(method.kind) (\(method.plugin)), not a \(kindText)" }
+                throw error(stage: index, key: key) { "\($0) '\(name)' is a \(method.kind) (\(method.plugin)), not a \(kindText)" }
             }
             return method
         }
         let known = schemas.filter { kinds.contains($0.kind) }.map(\.name).sorted()
         let list = known.isEmpty ? "no \(kindText) methods are loaded (check --plugin-path and SANKSHEP_PLUGIN_PATH)"
                                  : "known: \(known.joined(separator: ", "))"
-        throw error(stage: index, key: "method") { "\($0) '\(name)' is not a registered \(kindText) method; \(list)" }
+        throw error(stage: index, key: key) { "\($0) '\(name)' is not a registered \(kindText) method; \(list)" }
     }
 
     /// Checks given method options against the declared schema, as the plugin will receive them.

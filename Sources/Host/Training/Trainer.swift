@@ -51,8 +51,9 @@ typealias TrainingObjective = (_ logits: [Float], _ rows: [Int]) -> LossResult
 struct TrainingHooks {
     /// Before the optimizer step `globalStep` (1-based) — e.g. a pruning schedule updating its masks.
     var beforeStep: ((_ globalStep: Int, _ epoch: Int) throws -> Void)?
-    /// After every optimizer step — e.g. pruned weights set back to exactly zero.
-    var afterStep: (() -> Void)?
+    /// After every optimizer step — e.g. pruned weights set back to exactly zero, or the fake-quantized
+    /// weights of quantization-aware training made again from the updated float weights.
+    var afterStep: (() throws -> Void)?
     /// Stops the run with `TrainingInterrupted` after this many optimizer steps in this process
     /// (used to test that an interrupted run resumes to the same weights).
     var interruptAfterSteps: Int?
@@ -138,7 +139,7 @@ struct Trainer {
                 }
                 optimizer.learningRate = schedule.learningRate(base: settings.learningRate, atStep: state.globalStep - 1)
                 optimizer.step(withoutGradient: withoutGradient)
-                hooks.afterStep?()
+                try hooks.afterStep?()
                 lossSum += Double(loss.loss)
                 let batchTokens = padded.lengths.reduce(0, +)
                 tokens += batchTokens

@@ -395,6 +395,54 @@ typedef struct sk_scores_ext {
                        sk_error *error);
 } sk_scores_ext;
 
+/* ---- quantization-aware training (extension, added within ABI 1) ------------------------------ */
+
+/* "sankshep.qat/1": a quantizer method the host can fine-tune a model FOR. The host trains the float
+ * model with the method's quantization simulated ("fake-quantized") in the forward of every linear
+ * layer it will quantize, then asks the method to convert the trained weights into its layers.
+ *
+ * Weights are the method's business: `fake_quantize` gives the weight exactly as the converted layer
+ * will hold it. Inputs follow the one uniform symmetric scheme the extension names, simulated by the
+ * host (it owns the training loop and the ranges): for a scale s > 0 and codes in [-qmax, qmax],
+ *     q = round_half_to_even(clamp(x * (1 / s), -qmax, qmax)),   x_hat = q * s       (float arithmetic)
+ *   SK_QAT_INPUT_PER_TENSOR  one s per layer input, chosen by the host during training (observed or
+ *                            learned) and handed to `convert`; inputs beyond +-qmax*s clip (static INT8).
+ *   SK_QAT_INPUT_PER_ROW     each row's own s = max|x_row| / qmax, multiplied as qmax / max|x_row|
+ *                            (0 for an all-zero row); nothing clips (dynamic INT8, INT4's activations).
+ *   SK_QAT_INPUT_FLOAT       inputs stay float (weight-only methods); `input_qmax` is 0.
+ * The host differentiates with the straight-through estimator: dL/dx = dL/dx_hat where x did not clip
+ * (0 where it did), dL/dW = dL/dW_hat * pass. A method whose layer quantizes inputs otherwise must not
+ * offer this extension: the model would be trained for arithmetic the layer does not do.
+ *
+ * Both functions may be called from any thread, concurrently for different weights; `fake_quantize`
+ * is called for every quantized layer at every optimizer step, so it should cost about as much as
+ * quantizing the weight once. */
+#define SK_EXT_QAT "sankshep.qat/1"
+
+#define SK_QAT_INPUT_FLOAT      0
+#define SK_QAT_INPUT_PER_TENSOR 1
+#define SK_QAT_INPUT_PER_ROW    2
+
+typedef struct sk_qat_ext {
+    uint32_t struct_size;
+    uint32_t input_scheme;      /* SK_QAT_INPUT_* */
+    int32_t input_qmax;         /* largest input code, e.g. 127; 0 for SK_QAT_INPUT_FLOAT */
+
+    /* Fill `fake_weight` (rows*cols floats, row-major, host-owned) with `weight` quantized and
+     * reconstructed exactly as `convert` of the same weight and options would hold it -- bit for bit
+     * what that layer's `dequantize` returns -- and `pass` (rows*cols bytes, host-owned) with 1 where
+     * the gradient passes straight through to the float weight and 0 where the weight clipped to the
+     * edge of its grid (no gradient). The bias is not quantized and is ignored here. */
+    sk_status (*fake_quantize)(const sk_method *method, const sk_weight_view *weight, const sk_options *options,
+                               float *fake_weight, uint8_t *pass, sk_error *error);
+
+    /* The quantized layer (as `create` makes it: run, saved, loaded and destroyed through the method's
+     * `sk_quantizer` table) for the trained `weight` and its bias. `input_scale`: the per-tensor scale s
+     * the host trained with (SK_QAT_INPUT_PER_TENSOR, > 0), else 0. On success `*layer` is a new object. */
+    sk_status (*convert)(const sk_method *method, const sk_weight_view *weight, float input_scale,
+                         const sk_options *options, sk_quant_layer **layer, sk_error *error);
+} sk_qat_ext;
+
 /* ---- methods and the entry ------------------------------------------------------------------- */
 
 #define SK_METHOD_PRUNER    1

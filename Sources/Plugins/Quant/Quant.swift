@@ -80,9 +80,13 @@ enum QuantMethod: UInt8, CaseIterable {
             name: cString(name), version: cString("1.0.0"), description: cString(summary),
             option_count: UInt32(options.count), options: options.isEmpty ? nil : leakArray(options),
             pruner: nil, schedule: nil, quantizer: quantizerTable,
-            get_extension: self == .static ? { _, id in
-                guard let id, String(cString: id) == SK_EXT_CALIBRATION else { return nil }
-                return UnsafeRawPointer(staticCalibrationExtension)
+            get_extension: self == .static || self == .int4 ? { method, id in
+                guard let id, let kind = QuantMethod(method) else { return nil }
+                switch String(cString: id) {
+                case SK_EXT_CALIBRATION: return kind == .static ? UnsafeRawPointer(staticCalibrationExtension) : nil
+                case SK_EXT_QAT: return qatExtension(for: kind)
+                default: return nil
+                }
             } : nil,
             plugin_data: UnsafeRawPointer(leak(rawValue))))
     }
@@ -138,7 +142,16 @@ private func layerObject(_ layer: OpaquePointer?) -> QuantizedLinear? {
     return Unmanaged<QuantizedLinear>.fromOpaque(UnsafeRawPointer(layer)).takeUnretainedValue()
 }
 
-private func handOut(_ layer: QuantizedLinear, to out: UnsafeMutablePointer<OpaquePointer?>?) throws {
+/// INT4's `group_size` option (32 when absent).
+func int4GroupSize(_ options: UnsafePointer<sk_options>?) throws -> Int {
+    let text = option(options, "group_size") ?? "32"
+    guard let group = Int(text), Int4Linear.groupSizes.contains(group) else {
+        throw QuantFailure.invalid("option group_size: '\(text)' is not one of 32, 64, 128")
+    }
+    return group
+}
+
+func handOut(_ layer: QuantizedLinear, to out: UnsafeMutablePointer<OpaquePointer?>?) throws {
     guard let out else { throw QuantFailure.invalid("no place given for the new layer") }
     out.pointee = OpaquePointer(Unmanaged.passRetained(layer).toOpaque())
 }
@@ -167,11 +180,7 @@ nonisolated(unsafe) let quantizerTable = leak(sk_quantizer(
                                                  features: weight.cols, layer: weight.name)
                 layer = Int8Linear(weight: weight, inputScale: scale)
             case .int4:
-                let text = option(options, "group_size") ?? "32"
-                guard let group = Int(text), Int4Linear.groupSizes.contains(group) else {
-                    throw QuantFailure.invalid("option group_size: '\(text)' is not one of 32, 64, 128")
-                }
-                layer = try Int4Linear(weight: weight, group: group)
+                layer = try Int4Linear(weight: weight, group: try int4GroupSize(options))
             case .fp16:
                 layer = try FP16Linear(weight: weight)
             }

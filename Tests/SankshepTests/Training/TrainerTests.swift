@@ -85,7 +85,7 @@ struct TrainerTests {
         let pruned = Array(stride(from: view.offset, to: view.offset + view.count, by: 2))
         var hooks = TrainingHooks()
         hooks.afterStep = { for index in pruned { store.values[index] = 0 } }
-        hooks.afterStep?()
+        try hooks.afterStep?()
         _ = try Trainer(settings: settings).train(classifier, sequences: data.sequences, labels: data.labels, train: data.train,
                                                   validation: data.validation, label: "masked", checkpoint: nil, resume: false, hooks: hooks)
         #expect(pruned.allSatisfy { store.values[$0] == 0 })

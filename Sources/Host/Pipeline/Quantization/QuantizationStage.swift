@@ -14,6 +14,7 @@ struct QuantizationStage: CompressionStage {
         guard let classifier = input.model as? Classifier else {
             throw PluginError("stage \(input.label): quantization needs a float model, and the previous stage gave '\(input.model.summary)'")
         }
+        if stage.isQAT { return try QuantizationAwareTraining(stage: stage).run(input) }
         let method = try input.registry.quantizer(named: stage.method)
         let options = Dictionary(input.method?.orderedOptions.map { ($0.name, $0.value) } ?? stage.options.map { ($0.key, $0.value) },
                                  uniquingKeysWith: { $1 })

@@ -268,14 +268,24 @@ enum EncoderQuantizer {
                                     method: QuantizerMethod, options: [String: String], stats: ActivationStats?,
                                     bias: [Float]) throws -> QuantizedWeight {
         let (values, rows, cols) = stacked(weights, store: store)
-        let kind: LayerKind = role == .table ? .other : (name.contains("attention") || name.contains("_lin") ? .attention : .ffn)
         let layer = try values.withUnsafeBufferPointer { data in
-            try method.quantize(weight: WeightView(data: data, rows: rows, cols: cols, layerName: name, layerKind: kind),
+            try method.quantize(weight: WeightView(data: data, rows: rows, cols: cols, layerName: name, layerKind: layerKind(name, role: role)),
                                 options: options, stats: stats)
         }
-        let record = QuantizedLayerRecord(name: name, role: role, weights: weights, method: method.name, plugin: method.method.pluginName,
-                                          methodVersion: method.method.version, formatVersion: method.formatVersion,
-                                          rows: rows, cols: cols, options: options, blobs: [:])
+        let record = Self.record(name: name, role: role, weights: weights, method: method, options: options, rows: rows, cols: cols)
         return QuantizedWeight(record: record, layer: layer, bias: bias)
+    }
+
+    /// What the plugin is told a layer is: attention or FFN for the encoder's linear layers.
+    static func layerKind(_ name: String, role: QuantizedLayerRecord.Role) -> LayerKind {
+        role == .table ? .other : (name.contains("attention") || name.contains("_lin") ? .attention : .ffn)
+    }
+
+    /// The saved description of a layer `method` made from `weights` (stacked: rows × cols).
+    static func record(name: String, role: QuantizedLayerRecord.Role, weights: [String], method: QuantizerMethod,
+                       options: [String: String], rows: Int, cols: Int) -> QuantizedLayerRecord {
+        QuantizedLayerRecord(name: name, role: role, weights: weights, method: method.name, plugin: method.method.pluginName,
+                             methodVersion: method.method.version, formatVersion: method.formatVersion,
+                             rows: rows, cols: cols, options: options, blobs: [:])
     }
 }
