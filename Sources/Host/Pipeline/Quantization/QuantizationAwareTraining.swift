@@ -37,7 +37,7 @@ struct QuantizationAwareTraining {
                                      train: context.folds[input.baseline.bestFold - 1].train, validation: input.baseline.heldOut,
                                      calibration: calibration, settings: settings, label: input.label, logger: context.logger)
         let model = outcome.model
-        context.logger.info("\(input.label): \(model.weights.count) layers converted to \(quantizer.name) (\(quantizer.method.pluginName)) after \(settings.epochs) epochs of quantization-aware training (best epoch \(outcome.training.bestEpoch)); converted vs fake-quantized model on \(outcome.checkedRows) held-out rows: largest probability difference \(outcome.largestDifference)")
+        context.logger.info("\(input.label): \(model.weights.filter { $0.record.role == .linear }.count) linear layers converted to \(quantizer.name) (\(quantizer.method.pluginName)) after \(settings.epochs) epochs of quantization-aware training (best epoch \(outcome.training.bestEpoch)); converted vs fake-quantized model on \(outcome.checkedRows) held-out rows: largest probability difference \(outcome.largestDifference)")
         if let failure = model.hook.failure { throw failure }
         return model
     }
