@@ -4,6 +4,8 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := libopenblas-dev libffi-dev
+# Open MPI: the `mpi` communicator plugin (--distributed mpi) is built against it, and its tests run mpirun.
+SYSTEM_PACKAGES += openmpi-bin libopenmpi-dev
 
 .PHONY: deps python build run test bench clean
 

@@ -1,4 +1,5 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
 
 // Sankshep: train a Bangla hate-speech classifier and compress it (distillation, pruning,
@@ -88,3 +89,20 @@ let package = Package(
         ),
     ]
 )
+
+// The `mpi` communicator plugin (`--distributed mpi`) is the one part that links libmpi, so it is
+// built only where Open MPI's headers are installed (Debian: libopenmpi-dev); everywhere else the
+// rest builds and runs, and `--distributed mpi` says what to install. SANKSHEP_MPI_INCLUDE names
+// another folder holding mpi.h (its libmpi is looked for in ../lib beside it).
+let mpiIncludeCandidates = [ProcessInfo.processInfo.environment["SANKSHEP_MPI_INCLUDE"]].compactMap { $0 } + [
+    "/usr/lib/x86_64-linux-gnu/openmpi/include", "/usr/lib/aarch64-linux-gnu/openmpi/include",
+    "/usr/include/openmpi", "/opt/homebrew/include", "/usr/local/include",
+]
+if let mpiInclude = mpiIncludeCandidates.first(where: { FileManager.default.fileExists(atPath: $0 + "/mpi.h") }) {
+    let mpiLib = URL(fileURLWithPath: mpiInclude).deletingLastPathComponent().appendingPathComponent("lib").path
+    package.products.append(.library(name: "SankshepMPI", type: .dynamic, targets: ["MPICommunicator"]))
+    package.targets.append(.target(
+        name: "MPICommunicator", dependencies: ["PluginAPI"], path: "Sources/Plugins/MPI",
+        cSettings: [.unsafeFlags(["-I", mpiInclude])],
+        linkerSettings: [.unsafeFlags(["-L", mpiLib]), .linkedLibrary("mpi")]))
+}

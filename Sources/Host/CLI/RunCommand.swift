@@ -32,6 +32,7 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Output") var output: OutputOptions
     @OptionGroup(title: "MLflow") var tracking: TrackingOptions
     @OptionGroup(title: "Plugins") var plugins: PluginPathOptions
+    @OptionGroup(title: "Distributed") var distributedOptions: DistributedOptions
 
     @Option(help: "A YAML recipe of stages with per-stage options and methods (see docs/recipes.md); replaces --pipeline.")
     var recipe: String?
@@ -48,6 +49,13 @@ struct RunCommand: ParsableCommand {
         // Everything that can be checked is checked before any work: the recipe, its methods and
         // options against the loaded plugins, and that this build has every stage it names.
         let registry = try plugins.registry()
+        // Joined first: a rank that cannot join says so before any work.
+        let distributed = try distributedOptions.join(registry)
+        // Left only when the run succeeds: a rank that fails exits without MPI_Finalize (which would
+        // wait for ranks blocked in a collective), so the launcher ends the job.
+        if let distributed, distributed.communicator.size > 1 {
+            logger.info("\(distributed.communicator.label) (\(distributed.communicator.engine)), \(distributed.plan(folds: training.numFolds) == .foldParallel ? "fold-parallel" : "data-parallel")")
+        }
         let recipe = try recipe.map { try Recipe.load(contentsOf: URL(fileURLWithPath: $0)) } ?? builtInRecipe(registry, logger: logger)
         let methods = try recipe.validate(methods: registry)
         var stages: [CompressionStage] = []
@@ -61,13 +69,21 @@ struct RunCommand: ParsableCommand {
         let outputDirectory = URL(fileURLWithPath: output.outputDir)
         let tag = output.tag ?? recipe.name
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        if let distributed, !distributed.isRoot {
+            // A rank other than 0 trains its part of the baseline and writes no artifact.
+            try runPipeline(recipe: recipe, methods: methods, registry: registry, stages: stages, tag: tag,
+                            outputDirectory: outputDirectory, store: UntrackedStore(), experimentID: "0", jobRun: UntrackedStore.Run(),
+                            logsParams: false, started: started, distributed: distributed, logger: logger)
+            distributed.communicator.close()
+            return
+        }
         // The tracking server is asked first: one that cannot be reached stops the job before any work.
         let (store, experimentID) = try tracking.openStore(outputDirectory: outputDirectory)
         let (jobRun, isNewRun) = try startJobRun(store: store, experimentID: experimentID, tag: tag, outputDirectory: outputDirectory)
         do {
             try runPipeline(recipe: recipe, methods: methods, registry: registry, stages: stages, tag: tag,
                             outputDirectory: outputDirectory, store: store, experimentID: experimentID, jobRun: jobRun,
-                            logsParams: isNewRun, started: started, logger: logger)
+                            logsParams: isNewRun, started: started, distributed: distributed, logger: logger)
         } catch {
             try? jobRun.finish(status: .failed)
             if let warning = store.close() { logger.warning("\(warning)") }
@@ -75,6 +91,7 @@ struct RunCommand: ParsableCommand {
         }
         try jobRun.finish(status: .finished)
         if let warning = store.close() { logger.warning("\(warning)") }
+        distributed?.communicator.close()
     }
 
     /// The job's own run (named by its tag), the parent of its fold and stage runs; a resumed job
@@ -93,7 +110,8 @@ struct RunCommand: ParsableCommand {
 
     private func runPipeline(recipe: Recipe, methods: [ResolvedMethod?], registry: PluginRegistry, stages: [CompressionStage],
                              tag: String, outputDirectory: URL, store: any TrackingStore, experimentID: String,
-                             jobRun: any TrackingRun, logsParams: Bool, started: Date, logger: Logger) throws {
+                             jobRun: any TrackingRun, logsParams: Bool, started: Date, distributed: DistributedRun? = nil,
+                             logger: Logger) throws {
         // Data.
         let dataURL = try data.dataPath.map { URL(fileURLWithPath: $0) } ?? BundledResources.defaultDataset()
         var csvOptions = CommentCSVOptions()
@@ -145,15 +163,22 @@ struct RunCommand: ParsableCommand {
 
         let (folds, foldReport) = try Folds.kFold(texts: dataset.texts, labels: dataset.labels, k: training.numFolds,
                                                   stratification: training.stratificationType, seed: UInt64(training.seed))
-        for line in foldReport.lines { logger.info("\(line)") }
-        try FoldAssignment.write(folds: folds, dataset: dataset, to: outputDirectory.appendingPathComponent("folds_\(tag).csv"))
+        let isRoot = distributed?.isRoot ?? true
+        if isRoot { for line in foldReport.lines { logger.info("\(line)") } }
+        if isRoot { try FoldAssignment.write(folds: folds, dataset: dataset, to: outputDirectory.appendingPathComponent("folds_\(tag).csv")) }
 
         let parameters = runParameters(settings: settings, preset: preset, dataURL: dataURL)
         if logsParams { try jobRun.logParams(parameters) }
-        let context = RunContext(
+        var context = RunContext(
             outputDirectory: outputDirectory, tag: tag, dataset: dataset, corpus: corpus, folds: folds,
             foldReport: foldReport, resume: output.resume, tracking: store, experimentID: experimentID, jobRun: jobRun,
             author: tracking.author, parameters: parameters, logger: logger)
+        context.distributed = distributed
+        if let distributed, !distributed.isRoot {
+            // The teacher comes from the baseline, or from --teacher_checkpoint (then rank 0 alone goes on).
+            if givenTeacher == nil { try BaselineStage(settings: settings, makeModel: makeTeacher).runOnWorker(context) }
+            return
+        }
 
         let runner = PipelineRunner(recipe: recipe, methods: methods, registry: registry, settings: settings,
                                     makeTeacher: makeTeacher, stages: stages, givenTeacher: givenTeacher)

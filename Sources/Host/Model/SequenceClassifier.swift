@@ -50,6 +50,10 @@ final class SequenceClassifier {
     /// state (`hiddenState(L)`) and the last layer's attention probabilities, and `backward` after such a
     /// forward. Off by default, for callers (distillation teachers, inspection) that read those.
     var headRowsOnlyInInference = false
+    /// Called during `backward` each time a block of parameters has its final gradient -- the head, then
+    /// each encoder layer from the last down, then the embeddings -- with the store range the block
+    /// occupies, so data-parallel training sums those gradients across ranks while the backward goes on.
+    var onGradientsFinal: ((Range<Int>) -> Void)?
     private let layerOffsets: [LayerOffsets]
     private let floats = BufferPool<Float>()
     private let integers = BufferPool<Int32>()
@@ -425,6 +429,7 @@ final class SequenceClassifier {
         let dPooled = frozenEncoder ? nil : floats.take(B * K * H)
         LinearLayer.backward(dinp: dPooled, dweight: gradient(names.headHidden + ".weight"), dbias: gradient(names.headHidden + ".bias"),
                              dout: dHead, inp: saved.pooled, weight: value(names.headHidden + ".weight"), rows: B, inFeatures: K * H, outFeatures: D)
+        if let onGradientsFinal { onGradientsFinal(viewSpan(names.headHidden + ".weight", names.headOutput + ".bias")) }
         guard let dPooled else { return }
 
         // dx (N, H): gradient at the current layer's output, walking down.
@@ -485,6 +490,7 @@ final class SequenceClassifier {
                                  weight: value(p.qkvWeight), rows: N, inFeatures: H, outFeatures: 3 * A)
             sk_accumulate(dx, dResidual, N * H)
             addExtra(l)
+            if let onGradientsFinal { onGradientsFinal(viewSpan(names.layers[l].query + ".weight", names.layers[l].outputNorm + ".bias")) }
         }
 
         // Embeddings: hidden[0] = dropout(LN(embeddingSum)).
@@ -496,6 +502,14 @@ final class SequenceClassifier {
         Embeddings.backward(dword: gradient(names.wordEmbeddings), dposition: gradient(names.positionEmbeddings),
                             dtokenType: names.tokenTypeEmbeddings.map { gradient($0) }, dout: dEmbedding, ids: saved.ids,
                             types: saved.types, batch: B, length: T, hidden: H)
+        if let onGradientsFinal { onGradientsFinal(viewSpan(names.wordEmbeddings, names.embeddingNorm + ".bias")) }
+    }
+
+    /// The store range from the first scalar of view `first` to the last of view `last` (layout order).
+    private func viewSpan(_ first: String, _ last: String) -> Range<Int> {
+        guard let lower = store.view(named: first)?.offset, let upper = store.view(named: last)?.range.upperBound,
+              lower <= upper else { return 0..<0 }
+        return lower..<upper
     }
 
     // ---------------------------------------------------------------- inspection

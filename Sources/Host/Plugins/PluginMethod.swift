@@ -3,13 +3,14 @@ import PluginAPI
 
 /// What a method does.
 enum PluginMethodKind: String, Sendable, CaseIterable, CustomStringConvertible {
-    case pruner, schedule, quantizer
+    case pruner, schedule, quantizer, communicator
 
     init?(code: UInt32) {
         switch Int32(code) {
         case SK_METHOD_PRUNER: self = .pruner
         case SK_METHOD_SCHEDULE: self = .schedule
         case SK_METHOD_QUANTIZER: self = .quantizer
+        case SK_METHOD_COMMUNICATOR: self = .communicator
         default: return nil
         }
     }
@@ -43,17 +44,19 @@ final class PluginMethod: @unchecked Sendable {
             throw PluginError("\(label): the method name is missing or not made of [a-z0-9_-]")
         }
         guard let kind = PluginMethodKind(code: method.kind) else {
-            throw PluginError("\(label) '\(name)': unknown kind \(method.kind) (1 pruner, 2 schedule, 3 quantizer)")
+            throw PluginError("\(label) '\(name)': unknown kind \(method.kind) (1 pruner, 2 schedule, 3 quantizer, 4 communicator)")
         }
         let tableSize: UInt32? = switch kind {
         case .pruner: method.pruner?.pointee.struct_size
         case .schedule: method.schedule?.pointee.struct_size
         case .quantizer: method.quantizer?.pointee.struct_size
+        case .communicator: communicatorTable(descriptor).map { $0.pointee.struct_size }
         }
         let needed = switch kind {
         case .pruner: MemoryLayout<sk_pruner>.size
         case .schedule: MemoryLayout<sk_schedule>.size
         case .quantizer: MemoryLayout<sk_quantizer>.size
+        case .communicator: MemoryLayout<sk_communicator>.size
         }
         guard let tableSize, tableSize >= UInt32(needed) else {
             throw PluginError("\(label) '\(name)': a \(kind) without a complete \(kind) function table")
@@ -68,6 +71,13 @@ final class PluginMethod: @unchecked Sendable {
             let required: [(String, Bool)] = [("create", table.create == nil), ("forward", table.forward == nil),
                                               ("saved_bytes", table.saved_bytes == nil), ("serialize", table.serialize == nil),
                                               ("deserialize", table.deserialize == nil)]
+            return required.filter(\.1).map(\.0)
+        }()
+        case .communicator: {
+            guard let table = communicatorTable(descriptor)?.pointee else { return ["open"] }
+            let required: [(String, Bool)] = [("open", table.open == nil), ("rank", table.rank == nil), ("size", table.size == nil),
+                                              ("allreduce_sum_f32", table.allreduce_sum_f32 == nil), ("broadcast", table.broadcast == nil),
+                                              ("gather", table.gather == nil), ("barrier", table.barrier == nil), ("engine", table.engine == nil)]
             return required.filter(\.1).map(\.0)
         }()
         }
@@ -131,6 +141,14 @@ final class PluginMethod: @unchecked Sendable {
             throw PluginError("\(kind) '\(name)' (\(file)): \(reason)")
         }
     }
+}
+
+/// A communicator's table: reached through `get_extension(SK_EXT_COMMUNICATOR)`, as sk_method has no
+/// field for it (see the header's "communicators" section).
+func communicatorTable(_ descriptor: UnsafePointer<sk_method>) -> UnsafePointer<sk_communicator>? {
+    guard let lookup = descriptor.pointee.get_extension,
+          let raw = lookup(descriptor, SK_EXT_COMMUNICATOR) else { return nil }
+    return raw.assumingMemoryBound(to: sk_communicator.self)
 }
 
 func statusName(_ status: sk_status) -> String {

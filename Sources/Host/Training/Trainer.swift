@@ -73,6 +73,8 @@ struct TrainingInterrupted: Error, CustomStringConvertible {
 struct Trainer {
     let settings: TrainingSettings
     var logger = Logger(label: "sankshep.train")
+    /// Set under `--distributed` when the ranks train this model together (Distributed/DataParallel.swift).
+    var dataParallel: DataParallel? = nil
 
     /// Trains `classifier` on `train` rows and returns with the weights of its best validation epoch.
     ///
@@ -97,8 +99,7 @@ struct Trainer {
         var state = LoopState(nextEpoch: 1, globalStep: 0, bestMacroF1: -1, bestEpoch: 0, epochsWithoutImprovement: 0, history: [])
         var bestValues = [Float](UnsafeBufferPointer(start: store.values, count: store.count))
         var bestProbabilities: [Float] = []
-        if resume, let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
-            let restored = try TrainingCheckpoint.read(checkpoint, into: network, optimizer: optimizer)
+        if resume, let checkpoint, let restored = try readCheckpoint(checkpoint, network: network, optimizer: optimizer) {
             state = restored.state
             bestValues = restored.bestValues
             bestProbabilities = restored.bestProbabilities
@@ -106,6 +107,8 @@ struct Trainer {
         }
 
         let progress = ProgressReporter(label: label, epochs: settings.epochs, stepsPerEpoch: stepsPerEpoch)
+        let buckets = dataParallel?.buckets(for: network)
+        defer { dataParallel?.release(network) }
         var stepsThisProcess = 0
         var stoppedEarly = false
         epochs: while state.nextEpoch <= settings.epochs {
@@ -121,16 +124,33 @@ struct Trainer {
             var lossSum = 0.0
             var tokens = 0
             for batch in batches {
-                let rows = batch.indices.map { train[$0] }
-                let padded = Batching.pad(sequences, batch: Batch(indices: rows, paddedLength: batch.paddedLength), padID: classifier.tokenizer.padId)
+                // Data-parallel: this rank's shard of the batch (the whole batch in one process).
+                let shard = dataParallel?.shard(of: batch.indices.count) ?? 0..<batch.indices.count
+                let rows = batch.indices[shard].map { train[$0] }
                 store.zeroGradients()
-                let logits = try network.forward(inputIds: padded.inputIDs.map(Int32.init), attentionMask: padded.attentionMask.map(Int32.init),
-                                                 batch: padded.batchSize, length: padded.sequenceLength, training: true)
-                // Every objective is written on the binary logit; a two-label head gets its gradient back on both rows.
-                let loss = objective(BinaryReadout.binaryLogits(logits, labels: network.numLabels), rows)
-                network.backward(dLogits: BinaryReadout.logitGradients(loss.gradient, labels: network.numLabels),
-                                 hiddenStateGradients: loss.hiddenStateGradients,
-                                 attentionProbabilityGradients: loss.attentionProbabilityGradients)
+                buckets?.begin(scale: Float(rows.count) / Float(batch.indices.count))
+                var stepLoss: Float = 0
+                var batchTokens = 0
+                if rows.isEmpty {
+                    network.dropoutStep += 1   // as the forward would have: every rank counts the same steps
+                } else {
+                    let padded = Batching.pad(sequences, batch: Batch(indices: rows, paddedLength: batch.paddedLength), padID: classifier.tokenizer.padId)
+                    let logits = try network.forward(inputIds: padded.inputIDs.map(Int32.init), attentionMask: padded.attentionMask.map(Int32.init),
+                                                     batch: padded.batchSize, length: padded.sequenceLength, training: true)
+                    // Every objective is written on the binary logit; a two-label head gets its gradient back on both rows.
+                    let loss = objective(BinaryReadout.binaryLogits(logits, labels: network.numLabels), rows)
+                    network.backward(dLogits: BinaryReadout.logitGradients(loss.gradient, labels: network.numLabels),
+                                     hiddenStateGradients: loss.hiddenStateGradients,
+                                     attentionProbabilityGradients: loss.attentionProbabilityGradients)
+                    stepLoss = loss.loss
+                    batchTokens = padded.lengths.reduce(0, +)
+                }
+                if let dataParallel, let buckets {
+                    // The summed gradient is the whole batch's; so are the loss and the token count.
+                    try buckets.finish()
+                    (stepLoss, batchTokens) = try dataParallel.batchTotals(shardLoss: stepLoss, shardRows: rows.count,
+                                                                           batchRows: batch.indices.count, tokens: batchTokens)
+                }
                 state.globalStep += 1
                 try hooks.beforeStep?(state.globalStep, epoch)
                 if settings.gradientClipNorm > 0 {
@@ -139,10 +159,9 @@ struct Trainer {
                 optimizer.learningRate = schedule.learningRate(base: settings.learningRate, atStep: state.globalStep - 1)
                 optimizer.step(withoutGradient: withoutGradient)
                 hooks.afterStep?()
-                lossSum += Double(loss.loss)
-                let batchTokens = padded.lengths.reduce(0, +)
+                lossSum += Double(stepLoss)
                 tokens += batchTokens
-                progress.step(loss: Double(loss.loss), tokens: batchTokens)
+                progress.step(loss: Double(stepLoss), tokens: batchTokens)
                 stepsThisProcess += 1
                 if let limit = hooks.interruptAfterSteps, stepsThisProcess >= limit {
                     throw TrainingInterrupted(step: state.globalStep)
@@ -172,7 +191,7 @@ struct Trainer {
                                  label, epoch, record.trainLoss, record.validationMacroF1, record.validationThreshold,
                                  record.validationRocAUC.map { String(format: "%.4f", $0) } ?? "n/a"))
             state.nextEpoch = epoch + 1
-            if let checkpoint {
+            if let checkpoint, dataParallel?.communicator.isRoot ?? true {
                 try TrainingCheckpoint.write(to: checkpoint, network: network, optimizer: optimizer, state: state,
                                              bestValues: bestValues, bestProbabilities: bestProbabilities)
             }
@@ -182,6 +201,18 @@ struct Trainer {
         bestValues.withUnsafeBufferPointer { store.values.update(from: $0.baseAddress!, count: store.count) }
         return TrainingResult(history: state.history, bestEpoch: state.bestEpoch, bestProbabilities: bestProbabilities,
                               stoppedEarly: stoppedEarly)
+    }
+
+    /// The checkpoint to resume from, nil when there is none. Data-parallel: rank 0 alone reads it (and
+    /// writes it, after every epoch) and the other ranks get its bytes, so no rank needs rank 0's disk.
+    private func readCheckpoint(_ checkpoint: URL, network: SequenceClassifier, optimizer: AdamW) throws
+        -> (state: LoopState, bestValues: [Float], bestProbabilities: [Float])? {
+        if let dataParallel {
+            guard let bytes = try dataParallel.sharedFile(checkpoint) else { return nil }
+            return try TrainingCheckpoint.read(bytes: bytes, path: checkpoint.path, into: network, optimizer: optimizer)
+        }
+        guard FileManager.default.fileExists(atPath: checkpoint.path) else { return nil }
+        return try TrainingCheckpoint.read(checkpoint, into: network, optimizer: optimizer)
     }
 
     /// BCE (with the training split's class weight when asked) or focal loss on the labels.

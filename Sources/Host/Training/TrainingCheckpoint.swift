@@ -26,7 +26,17 @@ enum TrainingCheckpoint {
 
     static func read(_ url: URL, into network: SequenceClassifier, optimizer: AdamW) throws
         -> (state: LoopState, bestValues: [Float], bestProbabilities: [Float]) {
-        let file = try SafeTensorsFile(contentsOf: url)
+        try read(file: try SafeTensorsFile(contentsOf: url), url: url, into: network, optimizer: optimizer)
+    }
+
+    /// The checkpoint from its bytes (read by another rank of a distributed job); `path` names it in errors.
+    static func read(bytes: Data, path: String, into network: SequenceClassifier, optimizer: AdamW) throws
+        -> (state: LoopState, bestValues: [Float], bestProbabilities: [Float]) {
+        try read(file: try SafeTensorsFile(bytes: bytes, path: path), url: URL(fileURLWithPath: path), into: network, optimizer: optimizer)
+    }
+
+    private static func read(file: SafeTensorsFile, url: URL, into network: SequenceClassifier, optimizer: AdamW) throws
+        -> (state: LoopState, bestValues: [Float], bestProbabilities: [Float]) {
         let store = network.store
         guard let parameters = file.metadata["parameters"].flatMap(Int.init), parameters == store.count else {
             throw CheckpointError(file: url.path, problem: "checkpoint holds \(file.metadata["parameters"] ?? "an unknown number of") parameters, the model has \(store.count): it belongs to another model")

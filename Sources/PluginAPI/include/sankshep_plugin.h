@@ -395,11 +395,77 @@ typedef struct sk_scores_ext {
                        sk_error *error);
 } sk_scores_ext;
 
+/* ---- communicators (added in ABI 1, after everything above) ---------------------------------- */
+
+/* A communicator joins the processes of one distributed job -- the ranks a launcher such as
+ * `mpirun -np N` starts, on one host or several -- so the host can spread cross-validation folds over
+ * them and sum the gradients of data-parallel training. One engine (Open MPI, Gloo, NCCL, ...) is
+ * one method of kind SK_METHOD_COMMUNICATOR, chosen by name (`--distributed mpi`).
+ *
+ * sk_method has no field for this table (it stays as it was, so older hosts still read newer
+ * plugins): a communicator method sets `pruner`, `schedule` and `quantizer` to NULL and answers
+ * `get_extension(method, SK_EXT_COMMUNICATOR)` with its `sk_communicator`. A host that does not know
+ * kind 4 skips the method.
+ *
+ * Every rank of a job runs the same host with the same options, so each makes the SAME collective
+ * calls in the SAME order (allreduce, broadcast, gather, barrier); a call returns on a rank once that
+ * rank's part is done. Calls on one `sk_comm` never overlap: the host makes them one at a time,
+ * possibly from different threads (a background thread sums gradients while the backward runs), so
+ * an MPI plugin initialises with at least MPI_THREAD_SERIALIZED and says so when it gets less.
+ *
+ * Errors: a failed call (a peer that died, a broken link) returns a status with one line in `error`;
+ * the job is then unusable and the host ends it. A rank that dies without a word is the launcher's
+ * to notice: Open MPI's `mpirun` then stops every other rank with SIGTERM. */
+#define SK_METHOD_COMMUNICATOR 4
+#define SK_EXT_COMMUNICATOR "sankshep.communicator/1"
+
+/* One process's membership of a job: opaque, plugin-owned, created by `open`, released by `close`. */
+typedef struct sk_comm sk_comm;
+
+typedef struct sk_communicator {
+    uint32_t struct_size;
+
+    /* Joins the job this process was started in (MPI_Init_thread) and returns its membership in
+     * `*comm`. Called at most once per process, before any other call of this table; a process
+     * started without a launcher is a job of one rank. `options` as for every method. */
+    sk_status (*open)(const sk_method *method, const sk_options *options, sk_comm **comm, sk_error *error);
+
+    /* This process's rank, 0 <= rank < size, and the number of ranks. Never fail; cheap. */
+    int32_t (*rank)(const sk_comm *comm);
+    int32_t (*size)(const sk_comm *comm);
+
+    /* In place: every rank passes `count` floats at `data` (host-owned, valid during the call); on
+     * return every rank holds the element-wise sum over all ranks, the SAME bits on every rank (so
+     * ranks applying the same update stay identical). The order of the additions is the engine's
+     * (a ring or a tree): sums may differ from a sequential sum in the last bits. */
+    sk_status (*allreduce_sum_f32)(sk_comm *comm, float *data, int64_t count, sk_error *error);
+
+    /* `bytes` bytes at `data` (host-owned) go from rank `root` to every rank: the root's buffer is
+     * read, every other rank's is overwritten. Every rank passes the same `bytes` and `root`. */
+    sk_status (*broadcast)(sk_comm *comm, void *data, int64_t bytes, int32_t root, sk_error *error);
+
+    /* Every rank sends `bytes` bytes (the same count on every rank) from `send`; rank `root` receives
+     * them in rank order into `receive` (size * bytes, host-owned; ignored and may be NULL elsewhere). */
+    sk_status (*gather)(sk_comm *comm, const void *send, int64_t bytes, void *receive, int32_t root,
+                        sk_error *error);
+
+    /* Returns once every rank has called it. */
+    sk_status (*barrier)(sk_comm *comm, sk_error *error);
+
+    /* Leaves the job (MPI_Finalize) and releases `comm`; called once, at exit, by every rank that
+     * opened it. NULL is allowed. */
+    void (*close)(sk_comm *comm);
+
+    /* One line naming the engine and its version, e.g. "Open MPI v4.1.4"; plugin-owned, never NULL. */
+    const char *(*engine)(const sk_comm *comm);
+} sk_communicator;
+
 /* ---- methods and the entry ------------------------------------------------------------------- */
 
 #define SK_METHOD_PRUNER    1
 #define SK_METHOD_SCHEDULE  2
 #define SK_METHOD_QUANTIZER 3
+/* SK_METHOD_COMMUNICATOR 4: see "communicators" above. */
 
 /* One method a plugin registers. Plugin-owned, immutable, lives until the library is unloaded. */
 struct sk_method {

@@ -24,6 +24,11 @@ struct RunContext {
     var logger: Logger
 
     var checkpointDirectory: URL { outputDirectory.appendingPathComponent("checkpoints") }
+
+    /// `--distributed`: the job this process is a rank of (nil: one process).
+    var distributed: DistributedRun? = nil
+    /// The job when it has more than one rank.
+    var multiRank: DistributedRun? { distributed.flatMap { $0.communicator.size > 1 ? $0 : nil } }
 }
 
 /// The outcome of one fold, saved as JSON when the fold completes so a resumed run skips it.
@@ -65,39 +70,65 @@ struct BaselineStage {
         let directory = context.checkpointDirectory.appendingPathComponent("baseline")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let teacherDirectory = context.outputDirectory.appendingPathComponent("best_model_\(context.tag)")
-        let labels = context.dataset.labels
+        let outcomes: [FoldOutcome]
+        if let distributed = context.multiRank, distributed.plan(folds: context.folds.count) == .foldParallel {
+            outcomes = try foldParallel(context, distributed: distributed, directory: directory, teacherDirectory: teacherDirectory) ?? []
+        } else {
+            outcomes = try foldsInTurn(context, directory: directory, teacherDirectory: teacherDirectory)
+        }
+        let bestIndex = Self.bestFoldIndex(outcomes)
+        try writeFoldSummary(outcomes, context: context)
+        try writeBestMetrics(outcomes, best: bestIndex, context: context)
+        try adoptTeacherIfMissing(at: teacherDirectory, bestFold: bestIndex + 1, context: context)
+        let teacher = try Classifier.load(from: teacherDirectory, logger: logger)
+        return BaselineOutcome(folds: outcomes, bestFold: bestIndex + 1, teacher: teacher, teacherDirectory: teacherDirectory,
+                               heldOut: context.folds[bestIndex].validation)
+    }
+
+    /// A rank other than 0 of a distributed job: its part of the folds (fold-parallel) or of every
+    /// batch (data-parallel); rank 0 writes the results and runs the later stages.
+    func runOnWorker(_ context: RunContext) throws {
+        guard let distributed = context.multiRank, !distributed.isRoot else { return }
+        let directory = context.checkpointDirectory.appendingPathComponent("baseline")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let teacherDirectory = context.outputDirectory.appendingPathComponent("best_model_\(context.tag)")
+        if distributed.plan(folds: context.folds.count) == .foldParallel {
+            _ = try foldParallel(context, distributed: distributed, directory: directory, teacherDirectory: teacherDirectory)
+        } else {
+            _ = try foldsInTurn(context, directory: directory, teacherDirectory: teacherDirectory)
+        }
+    }
+
+    /// The first fold of the best macro-F1 (the seed's teacher choice).
+    static func bestFoldIndex(_ outcomes: [FoldOutcome]) -> Int {
+        outcomes.indices.max { outcomes[$0].sweepBest.macroF1 < outcomes[$1].sweepBest.macroF1 } ?? 0
+    }
+
+    /// Every fold in turn, in one process or data-parallel over every rank of a job; only rank 0
+    /// writes (the teacher, the completed folds, MLflow), and a completed fold is what rank 0 read.
+    private func foldsInTurn(_ context: RunContext, directory: URL, teacherDirectory: URL) throws -> [FoldOutcome] {
+        let logger = context.logger
+        let distributed = context.multiRank
+        let isRoot = distributed?.isRoot ?? true
         var outcomes: [FoldOutcome] = []
         for (fold, split) in context.folds.enumerated() {
             let doneFile = directory.appendingPathComponent("fold-\(fold + 1).json")
-            if context.resume, let data = try? Data(contentsOf: doneFile),
-               let done = try? JSONDecoder().decode(FoldOutcome.self, from: data) {
+            if let done = try completedFold(doneFile, context: context, sharedBy: distributed?.communicator) {
                 logger.info("fold \(fold + 1)/\(context.folds.count): already complete (macro-F1 \(String(format: "%.4f", done.sweepBest.macroF1)))")
                 outcomes.append(done)
                 continue
             }
-            let started = Date()
-            let classifier = try makeModel()
-            let label = "baseline fold \(fold + 1)/\(context.folds.count)"
-            let run = try mlflowRun(context, name: "baseline-fold-\(fold + 1)", directory: directory, fold: fold)
-            let trainer = Trainer(settings: settings, logger: logger)
-            let result = try trainer.train(classifier, sequences: context.corpus.sequences(for: classifier), labels: labels, train: split.train,
-                                           validation: split.validation, label: label,
-                                           checkpoint: directory.appendingPathComponent("fold-\(fold + 1).checkpoint.safetensors"),
-                                           resume: context.resume, onEpoch: { record in
-                var metrics = ["train_loss": record.trainLoss, "val_macro_f1": record.validationMacroF1,
-                               "val_threshold": record.validationThreshold, "tokens_per_second": record.tokensPerSecond]
-                if let auc = record.validationRocAUC { metrics["val_roc_auc"] = auc }
-                try run.logMetrics(metrics, step: record.epoch)
-            })
-            let validationLabels = split.validation.map { labels[$0] }
-            let search = ThresholdSearch.search(probabilities: result.bestProbabilities, labels: validationLabels)
-            let report = context.foldReport.folds[fold]
-            let outcome = FoldOutcome(fold: fold + 1, trainSize: split.train.count, validationSize: split.validation.count,
-                                      validationPositives: validationLabels.reduce(0, +),
-                                      duplicateGroupsKeptTogether: report.duplicateGroups,
-                                      bestEpoch: result.bestEpoch, epochsRun: result.history.count, stoppedEarly: result.stoppedEarly,
-                                      sweepBest: MetricsRow(search.bestOfSweep), bestCut: MetricsRow(search.bestCut),
-                                      seconds: Date().timeIntervalSince(started), history: result.history)
+            let run: any TrackingRun = isRoot ? try mlflowRun(context, name: "baseline-fold-\(fold + 1)", directory: directory, fold: fold)
+                                              : UntrackedStore.Run()
+            var trainer = Trainer(settings: settings, logger: logger)
+            trainer.dataParallel = distributed?.dataParallel
+            let (outcome, classifier) = try trainFold(fold, split, context: context, directory: directory, trainer: trainer) { record in
+                try run.logMetrics(Self.epochMetrics(record), step: record.epoch)
+            }
+            guard isRoot else {
+                outcomes.append(outcome)
+                continue
+            }
             // The best fold so far becomes the teacher folder before the fold is marked complete, so a
             // run interrupted in between redoes the fold rather than losing its model.
             let bestSoFar = outcomes.map(\.sweepBest.macroF1).max() ?? -1
@@ -105,22 +136,160 @@ struct BaselineStage {
                 classifier.threshold = outcome.sweepBest.threshold
                 try saveTeacher(classifier, to: teacherDirectory, context: context, fold: fold + 1)
             }
-            try run.logMetrics(outcome.sweepBest.mlflowMetrics.mapKeys { "best_" + $0 }, step: result.bestEpoch)
+            try run.logMetrics(outcome.sweepBest.mlflowMetrics.mapKeys { "best_" + $0 }, step: outcome.bestEpoch)
             try run.finish()
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try AtomicFile.write(try encoder.encode(outcome), to: doneFile)
-            try? FileManager.default.removeItem(at: directory.appendingPathComponent("fold-\(fold + 1).checkpoint.safetensors"))
-            logger.info("fold \(fold + 1)/\(context.folds.count): macro-F1 \(String(format: "%.4f", outcome.sweepBest.macroF1)) at threshold \(String(format: "%.2f", outcome.sweepBest.threshold)), best epoch \(result.bestEpoch), \(String(format: "%.0f", outcome.seconds)) s")
+            try markComplete(outcome, doneFile: doneFile, directory: directory)
+            logger.info("fold \(fold + 1)/\(context.folds.count): macro-F1 \(String(format: "%.4f", outcome.sweepBest.macroF1)) at threshold \(String(format: "%.2f", outcome.sweepBest.threshold)), best epoch \(outcome.bestEpoch), \(String(format: "%.0f", outcome.seconds)) s")
             outcomes.append(outcome)
         }
-        let bestIndex = outcomes.indices.max { outcomes[$0].sweepBest.macroF1 < outcomes[$1].sweepBest.macroF1 }!
-        try writeFoldSummary(outcomes, context: context)
-        try writeBestMetrics(outcomes, best: bestIndex, context: context)
-        try adoptTeacherIfMissing(at: teacherDirectory, bestFold: bestIndex + 1, context: context)
-        let teacher = try Classifier.load(from: teacherDirectory, logger: logger)
-        return BaselineOutcome(folds: outcomes, bestFold: bestIndex + 1, teacher: teacher, teacherDirectory: teacherDirectory,
-                               heldOut: context.folds[bestIndex].validation)
+        return outcomes
+    }
+
+    /// Fold-parallel: rank r trains folds r, r + size, … alone, exactly as one process trains them, and
+    /// keeps each fold's result (and the model of its best fold) in its checkpoints for --resume. Then
+    /// rank 0 gathers every fold's result, learns the best fold's weights from the rank that trained it,
+    /// saves the teacher and logs the fold runs: the artifacts of one process, written once. Returns
+    /// the outcomes in fold order on rank 0, nil on the other ranks.
+    private func foldParallel(_ context: RunContext, distributed: DistributedRun, directory: URL,
+                              teacherDirectory: URL) throws -> [FoldOutcome]? {
+        let logger = context.logger
+        let communicator = distributed.communicator
+        func modelDirectory(_ fold: Int) -> URL { directory.appendingPathComponent("fold-\(fold).model") }
+        var mine: [FoldOutcome] = []
+        var myBest: (outcome: FoldOutcome, classifier: Classifier?)?
+        for (fold, split) in context.folds.enumerated() where fold % communicator.size == communicator.rank {
+            let doneFile = directory.appendingPathComponent("fold-\(fold + 1).json")
+            if let done = try completedFold(doneFile, context: context, sharedBy: nil) {
+                logger.info("\(communicator.label): fold \(fold + 1)/\(context.folds.count): already complete (macro-F1 \(String(format: "%.4f", done.sweepBest.macroF1)))")
+                mine.append(done)
+                if done.sweepBest.macroF1 > myBest?.outcome.sweepBest.macroF1 ?? -1 { myBest = (done, nil) }
+                continue
+            }
+            let trainer = Trainer(settings: settings, logger: logger)
+            let (outcome, classifier) = try trainFold(fold, split, context: context, directory: directory, trainer: trainer, onEpoch: nil)
+            // This rank's best fold so far is kept (in memory, and on disk for a resumed run) until rank
+            // 0 knows which fold is the teacher; the one it replaces goes once the new one is complete.
+            let replaced = myBest.map(\.outcome.fold)
+            let isBest = outcome.sweepBest.macroF1 > myBest?.outcome.sweepBest.macroF1 ?? -1
+            if isBest {
+                classifier.threshold = outcome.sweepBest.threshold
+                classifier.maxLength = Int(context.parameters["max_length"] ?? "")
+                try classifier.save(to: modelDirectory(fold + 1), extra: ["stage": "baseline", "fold": String(fold + 1)])
+                myBest = (outcome, classifier)
+            }
+            try markComplete(outcome, doneFile: doneFile, directory: directory)
+            if isBest, let replaced { try? FileManager.default.removeItem(at: modelDirectory(replaced)) }
+            logger.info("\(communicator.label): fold \(fold + 1)/\(context.folds.count): macro-F1 \(String(format: "%.4f", outcome.sweepBest.macroF1)) at threshold \(String(format: "%.2f", outcome.sweepBest.threshold)), best epoch \(outcome.bestEpoch), \(String(format: "%.0f", outcome.seconds)) s")
+            mine.append(outcome)
+        }
+
+        // Rank 0 gathers the results and says which fold is the teacher.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var outcomes: [FoldOutcome] = []
+        if let gathered = try communicator.gather(try encoder.encode(mine), root: 0) {
+            for (rank, data) in gathered.enumerated() {
+                guard let folds = try? JSONDecoder().decode([FoldOutcome].self, from: data) else {
+                    throw DistributedError("\(communicator.label): the fold results rank \(rank) sent are not readable")
+                }
+                outcomes += folds
+            }
+            outcomes.sort { $0.fold < $1.fold }
+            guard outcomes.map(\.fold) == Array(1...context.folds.count) else {
+                throw DistributedError("\(communicator.label): gathered folds \(outcomes.map(\.fold)), expected 1…\(context.folds.count)")
+            }
+        }
+        let announced = try communicator.broadcast(Data(String(outcomes.isEmpty ? 0 : Self.bestFoldIndex(outcomes) + 1).utf8), root: 0)
+        guard let bestFold = Int(String(decoding: announced, as: UTF8.self)), bestFold >= 1 else {
+            throw DistributedError("\(communicator.label): rank 0 announced no best fold")
+        }
+        let owner = (bestFold - 1) % communicator.size
+        func ownBest() throws -> Classifier {
+            if let best = myBest, best.outcome.fold == bestFold, let classifier = best.classifier { return classifier }
+            return try Classifier.load(from: modelDirectory(bestFold), logger: logger)
+        }
+        // The teacher's weights travel from the rank that trained it to rank 0 (no shared disk needed).
+        var teacher: Classifier?
+        if owner == 0 {
+            if communicator.isRoot { teacher = try ownBest() }
+        } else {
+            var weights = Data()
+            if communicator.rank == owner {
+                let store = try ownBest().network.store
+                weights = Data(buffer: UnsafeBufferPointer(start: store.values, count: store.count))
+            }
+            let received = try communicator.broadcast(weights, root: owner)
+            if communicator.isRoot {
+                let classifier = try makeModel()
+                let store = classifier.network.store
+                guard received.count == store.count * MemoryLayout<Float>.size else {
+                    throw DistributedError("\(communicator.label): rank \(owner) sent \(received.count) bytes of weights for fold \(bestFold), the model has \(store.count) parameters")
+                }
+                received.withUnsafeBytes { raw in
+                    store.values.update(from: raw.bindMemory(to: Float.self).baseAddress!, count: store.count)
+                }
+                teacher = classifier
+            }
+        }
+        guard communicator.isRoot, let teacher else { return nil }
+        teacher.threshold = outcomes[bestFold - 1].sweepBest.threshold
+        try saveTeacher(teacher, to: teacherDirectory, context: context, fold: bestFold)
+        for outcome in outcomes { try logGatheredFold(outcome, context: context, directory: directory) }
+        return outcomes
+    }
+
+    /// Trains one fold and measures it: the outcome, and the model with its best epoch's weights.
+    private func trainFold(_ fold: Int, _ split: FoldSplit, context: RunContext, directory: URL, trainer: Trainer,
+                           onEpoch: ((EpochRecord) throws -> Void)?) throws -> (FoldOutcome, Classifier) {
+        let started = Date()
+        let labels = context.dataset.labels
+        let classifier = try makeModel()
+        let label = "baseline fold \(fold + 1)/\(context.folds.count)"
+        let result = try trainer.train(classifier, sequences: context.corpus.sequences(for: classifier), labels: labels, train: split.train,
+                                       validation: split.validation, label: label,
+                                       checkpoint: directory.appendingPathComponent("fold-\(fold + 1).checkpoint.safetensors"),
+                                       resume: context.resume, onEpoch: onEpoch)
+        let validationLabels = split.validation.map { labels[$0] }
+        let search = ThresholdSearch.search(probabilities: result.bestProbabilities, labels: validationLabels)
+        let report = context.foldReport.folds[fold]
+        let outcome = FoldOutcome(fold: fold + 1, trainSize: split.train.count, validationSize: split.validation.count,
+                                  validationPositives: validationLabels.reduce(0, +),
+                                  duplicateGroupsKeptTogether: report.duplicateGroups,
+                                  bestEpoch: result.bestEpoch, epochsRun: result.history.count, stoppedEarly: result.stoppedEarly,
+                                  sweepBest: MetricsRow(search.bestOfSweep), bestCut: MetricsRow(search.bestCut),
+                                  seconds: Date().timeIntervalSince(started), history: result.history)
+        return (outcome, classifier)
+    }
+
+    /// A fold a resumed run need not train again: its saved outcome, read here or (`sharedBy`) by rank 0.
+    private func completedFold(_ file: URL, context: RunContext, sharedBy communicator: Communicator?) throws -> FoldOutcome? {
+        guard context.resume else { return nil }
+        let data = try communicator.map { try $0.sharedFile(file) } ?? (try? Data(contentsOf: file))
+        return data.flatMap { try? JSONDecoder().decode(FoldOutcome.self, from: $0) }
+    }
+
+    private func markComplete(_ outcome: FoldOutcome, doneFile: URL, directory: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(outcome), to: doneFile)
+        try? FileManager.default.removeItem(at: directory.appendingPathComponent("fold-\(outcome.fold).checkpoint.safetensors"))
+    }
+
+    static func epochMetrics(_ record: EpochRecord) -> [String: Double] {
+        var metrics = ["train_loss": record.trainLoss, "val_macro_f1": record.validationMacroF1,
+                       "val_threshold": record.validationThreshold, "tokens_per_second": record.tokensPerSecond]
+        if let auc = record.validationRocAUC { metrics["val_roc_auc"] = auc }
+        return metrics
+    }
+
+    /// Fold-parallel: rank 0 logs the MLflow run of a fold another rank (or it) trained, once.
+    private func logGatheredFold(_ outcome: FoldOutcome, context: RunContext, directory: URL) throws {
+        let runFile = directory.appendingPathComponent("fold-\(outcome.fold).mlflow-run")
+        if context.resume, FileManager.default.fileExists(atPath: runFile.path) { return }
+        let run = try mlflowRun(context, name: "baseline-fold-\(outcome.fold)", directory: directory, fold: outcome.fold - 1)
+        for record in outcome.history { try run.logMetrics(Self.epochMetrics(record), step: record.epoch) }
+        try run.logMetrics(outcome.sweepBest.mlflowMetrics.mapKeys { "best_" + $0 }, step: outcome.bestEpoch)
+        try run.finish()
     }
 
     /// A resumed run whose folds were all completed under another `--pipeline` (another tag) finds the
