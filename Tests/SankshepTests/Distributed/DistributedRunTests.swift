@@ -3,10 +3,10 @@ import Testing
 @testable import Host
 
 /// `sankshep run --distributed mpi` as 2 ranks on this machine (loopback), against one process.
-/// Small: 3 % of the bundled data, 2 folds, 2 epochs of the small teacher, one thread per rank.
+/// Small: 2 % of the bundled data, 2 folds, 2 epochs of the small teacher, one thread per rank.
 @Suite("Distributed runs under mpirun: fold-parallel and data-parallel", .serialized)
 struct DistributedRunTests {
-    static let common = ["--data_path", Fixtures.bundledData.path, "--data_fraction", "0.03", "--num_folds", "2",
+    static let common = ["--data_path", Fixtures.bundledData.path, "--data_fraction", "0.02", "--num_folds", "2",
                          "--epochs", "2", "--dropout", "0", "--threads", "1"]
 
     /// One process's run of the same job: the reference, run once in this process.
@@ -74,12 +74,24 @@ struct DistributedRunTests {
         let weights = try SafeTensorsFile(contentsOf: Self.file(folder, "best_model_baseline/model.safetensors"))
         let expected = try SafeTensorsFile(contentsOf: Self.file(reference, "best_model_baseline/model.safetensors"))
         #expect(weights.entries.map(\.name) == expected.entries.map(\.name))
+        var differenceSquared = 0.0, normSquared = 0.0
         for entry in expected.entries {
             let a = try weights.tensor(named: entry.name).scalars, b = try expected.tensor(named: entry.name).scalars
             let difference = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
             let norm = b.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-            #expect(difference <= 1e-5 * max(norm, 1e-12), "\(entry.name): |Δ| \(difference), |w| \(norm)")
+            differenceSquared += difference * difference
+            normSquared += norm * norm
+            if entry.name.hasSuffix("attention.self.key.bias") {
+                // Softmax ignores a key bias, so its gradient is zero but for rounding, which AdamW scales
+                // up to steps of the learning rate's size: both runs move it by noise alone, and only that
+                // it stays tiny in both can be asked.
+                let theirs = a.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+                #expect(norm < 1e-4 && theirs < 1e-4, "\(entry.name): \(norm), \(theirs)")
+                continue
+            }
+            #expect(difference <= 1e-5 * norm, "\(entry.name): |Δ| \(difference), |w| \(norm)")
         }
+        #expect(differenceSquared.squareRoot() <= 1e-5 * normSquared.squareRoot())
     }
 
     @Test("a rank killed mid-training ends the job with one line saying to --resume, and --resume completes with the uninterrupted run's fold summary")
