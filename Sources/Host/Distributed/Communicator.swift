@@ -172,7 +172,7 @@ enum DistributedAbort {
     private nonisolated(unsafe) static var length = 0
 
     static func install(rank: Int, size: Int) {
-        let text = "error: rank \(rank) of \(size) stopped: another rank of the job ended (killed, or failed with its own error); run the same command with --resume to continue from the last checkpoints\n"
+        let text = "error: rank \(rank) of \(size) stopped by the launcher: another rank ended (killed, or failed with its own error) or the job was interrupted; run the same command with --resume to continue from the last checkpoints\n"
         let bytes = Array(text.utf8CString)
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
         buffer.initialize(from: bytes, count: bytes.count)

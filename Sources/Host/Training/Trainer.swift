@@ -106,7 +106,10 @@ struct Trainer {
             logger.info("\(label): resuming after epoch \(state.nextEpoch - 1) from \(checkpoint.path)")
         }
 
-        let progress = ProgressReporter(label: label, epochs: settings.epochs, stepsPerEpoch: stepsPerEpoch)
+        // Data-parallel ranks train one model together: rank 0 alone reports its progress.
+        let quiet = dataParallel.map { !$0.communicator.isRoot } ?? false
+        let write: (String) -> Void = quiet ? { _ in } : { ProgressReporter.writeToStandardError($0) }
+        let progress = ProgressReporter(label: label, epochs: settings.epochs, stepsPerEpoch: stepsPerEpoch, write: write)
         let buckets = dataParallel?.buckets(for: network)
         defer { dataParallel?.release(network) }
         var stepsThisProcess = 0

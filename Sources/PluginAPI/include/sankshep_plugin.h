@@ -405,7 +405,7 @@ typedef struct sk_scores_ext {
  * sk_method has no field for this table (it stays as it was, so older hosts still read newer
  * plugins): a communicator method sets `pruner`, `schedule` and `quantizer` to NULL and answers
  * `get_extension(method, SK_EXT_COMMUNICATOR)` with its `sk_communicator`. A host that does not know
- * kind 4 skips the method.
+ * kind 4 refuses the method, naming the kind.
  *
  * Every rank of a job runs the same host with the same options, so each makes the SAME collective
  * calls in the SAME order (allreduce, broadcast, gather, barrier); a call returns on a rank once that

@@ -112,7 +112,7 @@ struct DistributedRunTests {
         #expect(job.terminationStatus != 0)
         let errors = try String(contentsOf: log, encoding: .utf8).split(separator: "\n").filter { $0.lowercased().contains("error") }
         #expect(errors.count == 1, "\(errors)")
-        #expect(errors.first?.contains("rank 0 of 2 stopped: another rank of the job ended") == true)
+        #expect(errors.first?.contains("rank 0 of 2 stopped by the launcher: another rank ended") == true)
         #expect(errors.first?.contains("--resume") == true)
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("fold_summary_baseline.csv").path))
 
