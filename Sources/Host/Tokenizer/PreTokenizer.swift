@@ -38,7 +38,9 @@ indirect enum PreTokenizer: Sendable {
                     text = String(replacement) + text
                 }
                 let piece = Word(text: text, atStart: word.atStart)
-                return split ? Self.cut(piece, at: .character(replacement), .mergedWithNext, invert: false) : [piece]
+                // tokenizers drops empty pieces after every split.
+                if !split { return text.isEmpty ? [] : [piece] }
+                return Self.cut(piece, at: .character(replacement), .mergedWithNext, invert: false)
             }
         case .whitespaceSplit:
             return words.flatMap { Self.cut($0, where: { $0.properties.isWhitespace }, .removed) }

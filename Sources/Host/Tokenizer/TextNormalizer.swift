@@ -129,10 +129,18 @@ struct TextPattern: Sendable {
                 }
             }
         } else if let regex {
-            let whole = NSRange(text.startIndex..<text.endIndex, in: text)
+            // NSRegularExpression counts UTF-16 units; its match bounds are scalar bounds, which need not
+            // be Character bounds (a space before a joiner), so they are mapped through the scalars.
+            var scalarAt: [Int: String.UnicodeScalarView.Index] = [:]
+            var offset = 0
+            for index in scalars.indices {
+                scalarAt[offset] = index
+                offset += scalars[index].utf16.count
+            }
+            scalarAt[offset] = scalars.endIndex
+            let whole = NSRange(location: 0, length: offset)
             for result in regex.value.matches(in: text, range: whole) where result.range.length > 0 {
-                if let range = Range(result.range, in: text), let lower = range.lowerBound.samePosition(in: scalars),
-                   let upper = range.upperBound.samePosition(in: scalars) {
+                if let lower = scalarAt[result.range.location], let upper = scalarAt[result.range.location + result.range.length] {
                     matches.append(lower..<upper)
                 }
             }

@@ -13,9 +13,9 @@ struct UnigramReference: Decodable {
     let ids: [Int]
     let ids16: [Int]
 
-    /// One run of scripts/fixtures/unigram_reference_ids.py over the given folders.
-    static func load(_ folders: [URL]) throws -> [UnigramReference] {
-        let result = try PythonEnvironment.run("fixtures/unigram_reference_ids.py", folders.map(\.path))
+    /// One run of scripts/fixtures/unigram_reference_ids.py over the given folders (every comment, or the first `comments`).
+    static func load(_ folders: [URL], comments: Int? = nil) throws -> [UnigramReference] {
+        let result = try PythonEnvironment.run("fixtures/unigram_reference_ids.py", (comments.map { ["--comments=\($0)"] } ?? []) + folders.map(\.path))
         guard result.status == 0 else { throw ReferenceFailure(description: result.standardError) }
         return try result.standardOutput.split(separator: "\n").map { try JSONDecoder().decode(Self.self, from: Data($0.utf8)) }
     }
@@ -66,7 +66,7 @@ struct PipelineTokenizerTests {
         try original.save(to: folder.url)
         let again = try TokenizerFolder.load(folder.url)
         #expect(again.producesSameIds(as: original))
-        let reference = try UnigramReference.load([folder.url])
+        let reference = try UnigramReference.load([folder.url], comments: 2000)
         let wrong = reference.filter { again.encode($0.text, maxLength: nil) != $0.ids }
         #expect(!reference.isEmpty && wrong.isEmpty, "\(wrong.count) differ")
     }

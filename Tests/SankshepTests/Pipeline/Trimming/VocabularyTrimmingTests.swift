@@ -44,7 +44,7 @@ struct VocabularyTrimmingTests {
         #expect(trimmed.config.vocabSize == kept.count && trimmed.tokenizer.vocabularySize == kept.count)
         #expect(model.parameterCount - trimmed.parameterCount == (model.config.vocabSize - kept.count) * model.config.hiddenSize)
         let (survivors, unseen) = Self.survivors(heldOut, model.tokenizer, kept: kept)
-        #expect(unseen > 0 && survivors.count > 400, "\(unseen) held-out texts have unseen tokens")
+        #expect(unseen > 0 && survivors.count > 100, "\(unseen) held-out texts have unseen tokens")
         let before = survivors.map { model.tokenizer.encode($0, maxLength: 64) }
         let after = survivors.map { trimmed.tokenizer.encode($0, maxLength: 64) }
         #expect(zip(before, after).allSatisfy { model.tokenizer.tokens(forIds: $0) == trimmed.tokenizer.tokens(forIds: $1) })
@@ -96,7 +96,7 @@ struct VocabularyTrimmingTests {
                     "\(text.debugDescription)")
         }
         // transformers reads the rewritten tokenizer.json to the ids Sankshep gives, unseen pieces or not.
-        let reference = try UnigramReference.load([folder.url])
+        let reference = try UnigramReference.load([folder.url], comments: 3000)
         let wrong = reference.filter { trimmed.encode($0.text, maxLength: nil) != $0.ids }
         #expect(!reference.isEmpty && wrong.isEmpty, "\(wrong.count) differ, first: \(wrong.prefix(2).map(\.text))")
         #expect(trimmed.vocabularySize == kept.count)
