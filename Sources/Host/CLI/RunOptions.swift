@@ -250,6 +250,15 @@ struct PruningOptions: ParsableArguments {
     @Option(name: .customLong("fine_tune_epochs"), help: "Epochs of healing after pruning.")
     var fineTuneEpochs = 3
 
+    @Flag(name: .customLong("trim_vocab"), help: "Trim the vocabulary before pruning: keep only the embedding rows of the tokens the training comments use (and the special tokens); the tokenizer files are rewritten with the new ids.")
+    var trimVocab = false
+
+    @Option(name: .customLong("trim_vocab_top_k"), help: "With --trim_vocab: also keep the K most frequent tokens of --trim_vocab_corpus.")
+    var trimVocabTopK = 0
+
+    @Option(name: .customLong("trim_vocab_corpus"), help: "With --trim_vocab_top_k: a CSV of comments (Comments column) whose most frequent tokens are kept too.")
+    var trimVocabCorpus: String?
+
     @Option(name: .customLong("prune_option"), help: ArgumentHelp("A further option of the pruning method, name=value; repeatable. Any method also takes scope=layer|global and structure=none|ffn|heads|both (whole FFN neurons, attention heads, or both removed, with a structured pruner such as magnitude).", valueName: "name=value"))
     var pruneOptions: [String] = []
 
@@ -405,6 +414,9 @@ extension StageOptions {
         fineTuneAfterPrune = pruning.fineTuneAfterPrune
         fineTuneEpochs = pruning.fineTuneEpochs
         pruneOptions = try parseOptionPairs(pruning.pruneOptions, option: "--prune_option")
+        trimVocab = pruning.trimVocab
+        trimVocabTopK = pruning.trimVocabTopK
+        trimVocabCorpus = pruning.trimVocabCorpus
         pruneMethod = pruning.pruneMethod
         let schemas = methods.methodSchemas
         if pruneMethod == StageOptions.structuredMethod, !schemas.contains(where: { $0.name == pruneMethod }) {

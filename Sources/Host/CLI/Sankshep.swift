@@ -7,6 +7,6 @@ struct Sankshep: AsyncParsableCommand {
         commandName: "sankshep",
         abstract: "Train a Bangla hate-speech classifier and compress it into a small, fast model.",
         version: "0.1.0",
-        subcommands: [RunCommand.self, EvalCommand.self, PredictCommand.self, ExportCommand.self, ServeCommand.self, BenchCommand.self, TokenizeCommand.self, PluginsCommand.self]
+        subcommands: [RunCommand.self, EvalCommand.self, PredictCommand.self, ExportCommand.self, ServeCommand.self, BenchCommand.self, TokenizeCommand.self, TrimVocabCommand.self, PluginsCommand.self]
     )
 }

@@ -5,7 +5,7 @@ import Foundation
 struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenize",
-        abstract: "Encode text with a BERT WordPiece tokenizer, one JSON line {\"input_ids\", \"tokens\"} per input line.",
+        abstract: "Encode text with a model folder's tokenizer (WordPiece or Unigram), one JSON line {\"input_ids\", \"tokens\"} per input line.",
         discussion: """
             Input lines are JSON objects {"text": ...} (or plain text with --plain), read from --input \
             or standard input. Ids include [CLS] and [SEP], as the model sees them.
@@ -37,7 +37,7 @@ struct TokenizeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let tokenizer = try BertTokenizer(directory: URL(fileURLWithPath: tokenizerDirectory))
+        let tokenizer = try TokenizerFolder.load(URL(fileURLWithPath: tokenizerDirectory))
         let data: Data
         if let input {
             do { data = try InputFile.read(URL(fileURLWithPath: input)) } catch {
@@ -61,7 +61,7 @@ struct TokenizeCommand: ParsableCommand {
 
     /// Encodes each line of `data` and hands `emit` its JSON line (newline included). Errors name
     /// `source` and the line number.
-    static func encodeLines(of data: Data, source: String, plain: Bool, maxLength: Int?, with tokenizer: BertTokenizer,
+    static func encodeLines(of data: Data, source: String, plain: Bool, maxLength: Int?, with tokenizer: any Tokenizer,
                             emit: (Data) -> Void) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]  // input_ids before tokens

@@ -40,9 +40,9 @@ struct TokenCache: Sendable {
     }
 
     /// The cache file of one tokenizer at one sequence length.
-    func file(tokenizer: BertTokenizer, maxLength: Int) -> URL {
+    func file(tokenizer: any Tokenizer, maxLength: Int) -> URL {
         var hasher = SHA256()
-        hasher.update(data: Data("v\(Self.formatVersion) \(Sankshep.configuration.version) max_length \(maxLength)\u{1F}\(dataKey)\u{1F}\(tokenizer.options)".utf8))
+        hasher.update(data: Data("v\(Self.formatVersion) \(Sankshep.configuration.version) max_length \(maxLength)\u{1F}\(dataKey)\u{1F}\(tokenizer.configurationKey)".utf8))
         for token in tokenizer.vocabulary {
             // Length-prefixed, so that no two vocabularies hash alike.
             hasher.update(data: Data("\u{1F}\(token.utf8.count):\(token)".utf8))
@@ -52,7 +52,7 @@ struct TokenCache: Sendable {
 
     /// The ids of `texts` by `tokenizer`: from the cache when it holds them, else tokenized and cached.
     /// A cache that cannot be read costs a warning and a tokenization; one that cannot be written, a warning.
-    func sequences(_ texts: [String], tokenizer: BertTokenizer, maxLength: Int, logger: Logger) -> [[Int]] {
+    func sequences(_ texts: [String], tokenizer: any Tokenizer, maxLength: Int, logger: Logger) -> [[Int]] {
         let started = DispatchTime.now().uptimeNanoseconds
         func seconds() -> String { String(format: "%.2f", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9) }
         let url = file(tokenizer: tokenizer, maxLength: maxLength)

@@ -11,19 +11,19 @@ final class TokenizedCorpus: @unchecked Sendable {
     /// The run's `--max_length`; a model with fewer positions gets its own, shorter limit.
     let maxLength: Int
     /// Makes the ids of one tokenizer (the tokenized-data cache plugs in here); the default encodes.
-    private let tokenize: (BertTokenizer, Int) throws -> [[Int]]
+    private let tokenize: (any Tokenizer, Int) throws -> [[Int]]
     private var byTokenizer: [Key: [[Int]]] = [:]
     private let lock = NSLock()
 
-    /// A tokenizer by its vocabulary's fingerprint (64 bits of its bytes) and size, and its options.
+    /// A tokenizer by its vocabulary's fingerprint (64 bits of its bytes) and size, and its configuration.
     private struct Key: Hashable {
         let vocabularyFingerprint: Int
         let vocabularySize: Int
-        let options: BertTokenizer.Options
+        let configuration: String
         let maxLength: Int
     }
 
-    init(texts: [String], maxLength: Int, tokenize: ((BertTokenizer, Int) throws -> [[Int]])? = nil) {
+    init(texts: [String], maxLength: Int, tokenize: ((any Tokenizer, Int) throws -> [[Int]])? = nil) {
         self.texts = texts
         self.maxLength = maxLength
         self.tokenize = tokenize ?? { tokenizer, maxLength in texts.map { tokenizer.encode($0, maxLength: maxLength) } }
@@ -38,10 +38,10 @@ final class TokenizedCorpus: @unchecked Sendable {
 
     /// Every row's ids ([CLS] … [SEP]) under `tokenizer`, at most `min(maxLength, maxPositions)` long,
     /// made once per tokenizer.
-    func sequences(for tokenizer: BertTokenizer, maxPositions: Int) throws -> [[Int]] {
+    func sequences(for tokenizer: any Tokenizer, maxPositions: Int) throws -> [[Int]] {
         let length = min(maxLength, maxPositions)
         let key = Key(vocabularyFingerprint: tokenizer.vocabularyFingerprint, vocabularySize: tokenizer.vocabularySize,
-                      options: tokenizer.options, maxLength: length)
+                      configuration: tokenizer.configurationKey, maxLength: length)
         lock.lock()
         defer { lock.unlock() }
         if let known = byTokenizer[key] { return known }

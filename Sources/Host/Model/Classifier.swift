@@ -10,7 +10,7 @@ import Logging
 final class Classifier {
     let network: SequenceClassifier
     var config: ModelConfig
-    let tokenizer: BertTokenizer
+    let tokenizer: any Tokenizer
     /// The tokenizer files copied into every folder this classifier is saved to.
     let tokenizerFiles: [URL]
     /// Probability above which a comment is called hate speech.
@@ -19,7 +19,7 @@ final class Classifier {
     /// `sankshep.json` so `predict` and `eval` use it; nil when unknown (a folder from elsewhere).
     var maxLength: Int?
 
-    init(network: SequenceClassifier, config: ModelConfig, tokenizer: BertTokenizer, tokenizerFiles: [URL], threshold: Double = 0.5) {
+    init(network: SequenceClassifier, config: ModelConfig, tokenizer: any Tokenizer, tokenizerFiles: [URL], threshold: Double = 0.5) {
         self.network = network
         self.config = config
         self.tokenizer = tokenizer
@@ -31,7 +31,7 @@ final class Classifier {
 
     /// A random-initialised classifier of a built-in preset with the bundled vocabulary.
     static func fromPreset(_ preset: ModelPreset, tokenizerDirectory: URL, dropout: Double, pooling: Pooling, seed: Int) throws -> Classifier {
-        let tokenizer = try BertTokenizer(directory: tokenizerDirectory)
+        let tokenizer = try TokenizerFolder.load(tokenizerDirectory)
         var config = preset.config(vocabularySize: tokenizer.vocabularySize, padTokenId: tokenizer.padId)
         config.hiddenDropout = dropout
         config.attentionDropout = dropout
@@ -104,7 +104,7 @@ final class Classifier {
             config.classifierDropout = headDropout
         }
         let tokenizerDirectory = seedFolder?.tokenizerDirectory ?? directory
-        let tokenizer = try BertTokenizer(directory: tokenizerDirectory)
+        let tokenizer = try TokenizerFolder.load(tokenizerDirectory)
         // An id the embedding table has no row for would only fail at the first comment that uses it.
         guard tokenizer.vocabularySize <= config.vocabSize else {
             throw CheckpointError(file: tokenizer.source, problem: "the tokenizer has \(tokenizer.vocabularySize) entries but the model's embedding table (vocab_size in config.json) has only \(config.vocabSize) rows")

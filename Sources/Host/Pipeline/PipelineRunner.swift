@@ -4,7 +4,7 @@ import Logging
 /// A model a stage hands to the next: something that classifies, can be saved and measured.
 /// `Classifier` (float weights, possibly with pruning masks applied) is one; a quantized model is another.
 protocol DeployableModel: AnyObject {
-    var tokenizer: BertTokenizer { get }
+    var tokenizer: any Tokenizer { get }
     /// Probability above which a comment is called hate speech; set from the threshold search after every stage.
     var threshold: Double { get set }
     /// What the model is, e.g. `bert 2×128`, `bert 2×128, 50% sparse, int4`.

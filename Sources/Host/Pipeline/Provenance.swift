@@ -58,6 +58,8 @@ struct Provenance: Encodable {
                        "fine_tune_epochs": String(prune.fineTuneEpochs)]
         case .quantize(let quantize):
             options = ["method": quantize.method, "calibration_batches": String(quantize.calibrationBatches)]
+        case .trimVocab(let trim):
+            options = ["top_k": String(trim.topK), "corpus": trim.corpus ?? ""]
         }
         for (name, value) in method?.orderedOptions ?? [] { options["option." + name] = value }
         return options

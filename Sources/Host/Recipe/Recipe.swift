@@ -89,12 +89,21 @@ struct QuantizeStage: Sendable, Equatable {
     var options: [String: String] = [:]
 }
 
+/// `trim_vocab`: keep the embedding rows of the tokens the training comments use (issue 14;
+/// Pipeline/Trimming/VocabularyTrimming.swift).
+struct TrimVocabStage: Sendable, Equatable {
+    /// Also keep the `top_k` most frequent tokens of `corpus` (a CSV with a Comments column).
+    var topK = 0
+    var corpus: String?
+}
+
 enum RecipeStage: Sendable, Equatable {
     /// k-fold training of the teacher; its training options come from the command line.
     case baseline
     case distill(DistillStage)
     case prune(PruneStage)
     case quantize(QuantizeStage)
+    case trimVocab(TrimVocabStage)
 
     var name: String {
         switch self {
@@ -102,10 +111,11 @@ enum RecipeStage: Sendable, Equatable {
         case .distill: "distill"
         case .prune: "prune"
         case .quantize: "quantize"
+        case .trimVocab: "trim_vocab"
         }
     }
 
-    static let names = ["baseline", "distill", "prune", "quantize"]
+    static let names = ["baseline", "distill", "prune", "quantize", "trim_vocab"]
 }
 
 // MARK: - The seed framework's CLI options
@@ -150,6 +160,11 @@ struct StageOptions: Sendable, Equatable {
     var quantCalibrationBatches = 100
     /// Further method options (`--quant_option name=value`).
     var quantOptions: [String: String] = [:]
+
+    // Vocabulary trimming (`--trim_vocab`), before pruning and quantization.
+    var trimVocab = false
+    var trimVocabTopK = 0
+    var trimVocabCorpus: String?
 
     init() {}
 }
@@ -210,6 +225,9 @@ struct Recipe: Sendable {
                 hiddenLossWeight: options.hiddenLossWeight, attentionLossWeight: options.attentionLossWeight,
                 student: student, studentHiddenSize: options.studentHiddenSize)))
         }
+        if options.trimVocab {
+            stages.append(.trimVocab(TrimVocabStage(topK: options.trimVocabTopK, corpus: options.trimVocabCorpus)))
+        }
         if pipeline.includesPruning {
             var methodOptions = options.pruneOptions
             if let schedule = options.pruneSchedule { methodOptions["schedule"] = schedule.rawValue }
@@ -238,6 +256,7 @@ struct Recipe: Sendable {
         var words: [String] = []
         if done.contains(where: { if case .quantize = $0 { true } else { false } }) { words.append("quantized") }
         if done.contains(where: { if case .prune = $0 { true } else { false } }) { words.append("pruned") }
+        if done.contains(where: { if case .trimVocab = $0 { true } else { false } }) { words.append("trimmed") }
         words.append(done.contains(where: { if case .distill = $0 { true } else { false } }) ? "student" : "teacher")
         return words.joined(separator: "_")
     }
@@ -256,6 +275,7 @@ struct Recipe: Sendable {
             case .baseline, .distill: stage.name
             case .prune(let prune): "prune_" + prune.method
             case .quantize(let quantize): "quantize_" + quantize.method
+            case .trimVocab: stage.name
             }
             seen[base, default: 0] += 1
             return seen[base]! == 1 ? base : "\(base)_\(seen[base]!)"
@@ -299,6 +319,7 @@ struct Recipe: Sendable {
                   "options": "--prune_option", "options.schedule": "--prune_schedule"],
         "quantize": ["method": "--quant_method", "calibration_batches": "--quant_calibration_batches",
                      "options": "--quant_option"],
+        "trim_vocab": ["top_k": "--trim_vocab_top_k", "corpus": "--trim_vocab_corpus"],
     ]
 }
 
@@ -313,6 +334,7 @@ extension Recipe {
         "prune": ["method", "sparsity", "layers", "calib_samples", "fine_tune", "fine_tune_epochs", "options",
                   "start_epoch", "end_epoch", "frequency"],
         "quantize": ["method", "calibration_batches", "options"],
+        "trim_vocab": ["top_k", "corpus"],
     ]
     static let topLevelKeys = ["name", "stages"]
 
@@ -541,6 +563,11 @@ extension Recipe {
                 prune.endEpoch = try integer("end_epoch")
                 prune.frequency = try integer("frequency")
                 return .prune(prune)
+            case "trim_vocab":
+                var trim = TrimVocabStage()
+                trim.topK = try integer("top_k") ?? trim.topK
+                trim.corpus = try string("corpus")
+                return .trimVocab(trim)
             default:
                 var quantize = QuantizeStage()
                 quantize.method = try string("method") ?? quantize.method
@@ -632,6 +659,12 @@ extension Recipe {
                 resolved.append(try check(prune, at: index, schemas: schemas))
             case .quantize(let quantize):
                 resolved.append(try check(quantize, at: index, schemas: schemas))
+            case .trimVocab(let trim):
+                guard trim.topK >= 0 else { throw error(stage: index, key: "top_k") { "\($0) must be ≥ 0, got \(trim.topK)" } }
+                if trim.topK > 0, trim.corpus == nil {
+                    throw error(stage: index, key: "top_k") { "\($0) needs a corpus to count tokens in" }
+                }
+                resolved.append(nil)
             }
         }
         return resolved

@@ -6,6 +6,7 @@ enum StageCatalog {
         case .distill(let distill): return DistillationStage(stage: distill)
         case .prune(let prune): return PruningStage(stage: prune)
         case .quantize(let quantize): return QuantizationStage(stage: quantize)
+        case .trimVocab(let trim): return VocabularyTrimStage(stage: trim)
         }
     }
 }

@@ -8,7 +8,7 @@ import Foundation
 final class InferenceEngine: @unchecked Sendable {
     private let model: DeployableModel
     private let queue = DispatchQueue(label: "sankshep.serve.inference")
-    let tokenizer: BertTokenizer
+    let tokenizer: any Tokenizer
     let threshold: Double
     /// Tokens a text is cut to, [CLS] and [SEP] included: `--max_length` or the model's positions, whichever is fewer.
     let maxTokens: Int
@@ -41,7 +41,7 @@ final class InferenceEngine: @unchecked Sendable {
     }
 
     /// Tokens `text` has before any cut, [CLS] and [SEP] included.
-    func tokenCount(of text: String) -> Int { tokenizer.encode(text).count }
+    func tokenCount(of text: String) -> Int { tokenizer.encode(text, maxLength: nil).count }
 
     func label(of probability: Float) -> Int { Double(probability) > threshold ? 1 : 0 }
 }

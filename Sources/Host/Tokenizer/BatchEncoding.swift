@@ -7,7 +7,7 @@ struct BatchEncoding: Sendable, Equatable {
     let tokenTypeIds: [Int32]  // (B, T), all 0: one segment per text
 }
 
-extension BertTokenizer {
+extension Tokenizer {
     /// Pads `ids` (each already `encode`d) on the right to the longest of them, or to `length` when
     /// that is longer. Padding never cuts a sequence: truncate with `encode(_:maxLength:)`.
     func encodeBatch(_ ids: [[Int]], padTo length: Int? = nil) -> BatchEncoding {

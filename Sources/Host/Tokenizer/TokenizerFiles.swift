@@ -38,7 +38,12 @@ extension BertTokenizer {
     /// tokenizer.json alone (its normalizer settings and `model.vocab`), optionally overridden by a
     /// tokenizer_config.json.
     init(tokenizerJSON file: URL, configFile: URL? = nil) throws {
-        var (vocabulary, options) = try Self.readTokenizerJSON(file)
+        try self.init(tokenizerJSON: Self.parseJSON(file), file: file, configFile: configFile)
+    }
+
+    /// tokenizer.json already parsed (`root`, read from `file`), optionally overridden by a tokenizer_config.json.
+    init(tokenizerJSON root: ExactJSON, file: URL, configFile: URL? = nil) throws {
+        var (vocabulary, options) = try Self.readTokenizerJSON(root, file: file)
         if let configFile { try Self.apply(configFile: configFile, to: &options) }
         try self.init(vocabulary: vocabulary, options: options, source: file.path)
     }
@@ -59,7 +64,7 @@ extension BertTokenizer {
 
     // MARK: - Reading
 
-    private static func readData(_ url: URL) throws -> Data {
+    static func readData(_ url: URL) throws -> Data {
         do { return try InputFile.read(url) } catch {
             throw TokenizerError(file: url.path, problem: "cannot read the file (\(error.localizedDescription))")
         }
@@ -82,6 +87,13 @@ extension BertTokenizer {
         }
         guard !tokens.isEmpty else { throw TokenizerError(file: url.path, problem: "the vocabulary is empty") }
         return tokens
+    }
+
+    /// A JSON file (tokenizer.json) parsed keeping every string's bytes and the order of members.
+    static func parseJSON(_ url: URL) throws -> ExactJSON {
+        do { return try ExactJSON.parse([UInt8](readData(url))) } catch let error as ExactJSON.SyntaxError {
+            throw TokenizerError(file: url.path, problem: "is not valid JSON (\(error.problem) at byte \(error.offset))")
+        }
     }
 
     /// Sets `options` from the keys tokenizer_config.json has; absent keys keep their value.
@@ -129,12 +141,8 @@ extension BertTokenizer {
 
     /// tokenizer.json: the BertNormalizer settings, BertPreTokenizer, and the WordPiece model's vocab
     /// (ids 0..<n without gaps; `added_tokens` may extend it).
-    static func readTokenizerJSON(_ url: URL) throws -> (vocabulary: [String], options: Options) {
+    static func readTokenizerJSON(_ root: ExactJSON, file url: URL) throws -> (vocabulary: [String], options: Options) {
         func failure(_ problem: String) -> TokenizerError { TokenizerError(file: url.path, problem: problem) }
-        let root: ExactJSON
-        do { root = try ExactJSON.parse([UInt8](readData(url))) } catch let error as ExactJSON.SyntaxError {
-            throw failure("is not valid JSON (\(error.problem) at byte \(error.offset))")
-        }
 
         var options = Options()
         switch root["normalizer"] {
@@ -279,7 +287,7 @@ extension BertTokenizer {
         ])
     }
 
-    private static func write(_ data: Data, to url: URL) throws {
+    static func write(_ data: Data, to url: URL) throws {
         do { try data.write(to: url, options: .atomic) } catch {
             throw TokenizerError(file: url.path, problem: "cannot write the file (\(error.localizedDescription))")
         }

@@ -41,7 +41,7 @@ enum StudentFactory {
         guard case .seedMLP = teacher.network.head else {
             return try Classifier.fromPreset(preset, tokenizerDirectory: tokenizerDirectory, dropout: dropout, pooling: pooling, seed: seed)
         }
-        let tokenizer = try BertTokenizer(directory: tokenizerDirectory)
+        let tokenizer = try TokenizerFolder.load(tokenizerDirectory)
         var config = preset.config(vocabularySize: tokenizer.vocabularySize, padTokenId: tokenizer.padId)
         config.hiddenDropout = dropout
         config.attentionDropout = dropout
@@ -94,7 +94,7 @@ enum StudentFactory {
     }
 
     /// Whether two tokenizers turn every text into the same ids: same vocabulary, same normalisation.
-    static func sameTokenizer(_ a: BertTokenizer, _ b: BertTokenizer) -> Bool {
-        a.vocabulary == b.vocabulary && a.options == b.options
+    static func sameTokenizer(_ a: any Tokenizer, _ b: any Tokenizer) -> Bool {
+        a.producesSameIds(as: b)
     }
 }

@@ -33,7 +33,7 @@ final class QuantizedClassifier: DeployableModel {
     let hook: QuantizedLinearHook
     let method: String
 
-    var tokenizer: BertTokenizer { float.tokenizer }
+    var tokenizer: any Tokenizer { float.tokenizer }
     var threshold: Double {
         get { float.threshold }
         set { float.threshold = newValue }
@@ -264,7 +264,7 @@ final class QuantizedClassifier: DeployableModel {
             throw fail("config.json names \(config.numLabels) labels: a hate-speech head has 1 logit (sigmoid) or 2 (softmax)")
         }
         let settings = SankshepSettings.read(from: directory)
-        let tokenizer = try BertTokenizer(directory: directory)
+        let tokenizer = try TokenizerFolder.load(directory)
         let network = SequenceClassifier(shape: EncoderShape(config), head: head.head, numLabels: config.numLabels,
                                          pooling: settings?.pooling ?? .cls)
         let store = network.store
