@@ -69,6 +69,14 @@ SHAPES = {
     # distilbert-base-multilingual-cased.
     "distilbert-multilingual": dict(kind="distilbert", vocab_size=119547, dim=768, n_layers=6, n_heads=12,
                                     hidden_dim=3072, max_position_embeddings=512),
+    # xlm-roberta-base (XLMRobertaForSequenceClassification: pad 1, 514 position rows, the RoBERTa head).
+    "xlm-roberta-base": dict(kind="xlm-roberta", vocab_size=250002, hidden_size=768, num_hidden_layers=12,
+                             num_attention_heads=12, intermediate_size=3072, max_position_embeddings=514,
+                             type_vocab_size=1, layer_norm_eps=1e-5, pad_token_id=1),
+    # neuropark/sahajBERT (AlbertForSequenceClassification: one layer run 24 times, embeddings 128 wide).
+    "sahajbert": dict(kind="albert", vocab_size=32000, embedding_size=128, hidden_size=1024, num_hidden_layers=24,
+                      num_attention_heads=16, intermediate_size=4096, max_position_embeddings=512, hidden_act="gelu_new",
+                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
 }
 
 
@@ -92,13 +100,18 @@ def parse_cases(arguments):
 
 def make_model(shape_name):
     import torch
-    from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
-                              DistilBertForSequenceClassification)
+    from transformers import (AlbertConfig, AlbertForSequenceClassification, BertConfig, BertForSequenceClassification,
+                              DistilBertConfig, DistilBertForSequenceClassification, XLMRobertaConfig,
+                              XLMRobertaForSequenceClassification)
     shape = dict(SHAPES[shape_name])
     kind = shape.pop("kind")
     torch.manual_seed(0)
     if kind == "bert":
         return BertForSequenceClassification(BertConfig(num_labels=1, **shape))
+    if kind == "xlm-roberta":
+        return XLMRobertaForSequenceClassification(XLMRobertaConfig(num_labels=1, **shape))
+    if kind == "albert":
+        return AlbertForSequenceClassification(AlbertConfig(num_labels=1, **shape))
     return DistilBertForSequenceClassification(DistilBertConfig(num_labels=1, **shape))
 
 

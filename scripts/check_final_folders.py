@@ -12,7 +12,7 @@ AutoTokenizer.from_pretrained(DIR) (a quantized folder through the `compressed-t
 transformers loads any compressed-tensors checkpoint). A folder fails when transformers reports a
 missing, unexpected or mismatched key (compressed-tensors' zero points of symmetric schemes, which it
 creates itself, aside) or when a probability differs from Sankshep's by more than its tolerance.
-Prints one JSON line per folder; exits 1 when any folder failed.
+Prints one JSON line per folder (with the class transformers loaded); exits 1 when any folder failed.
 """
 import json
 import sys
@@ -41,7 +41,7 @@ def check(folder, texts, max_length):
                 probabilities += torch.softmax(logits, dim=1)[:, 1].tolist()
     quantized = sorted({type(getattr(m, "quantization_scheme", None)).__name__ for m in model.modules()
                         if getattr(m, "quantization_scheme", None) is not None})
-    return problems, probabilities, bool(quantized)
+    return problems, probabilities, bool(quantized), type(model).__name__
 
 
 def main():
@@ -52,9 +52,10 @@ def main():
     for entry in manifest["folders"]:
         result = {"path": entry["path"]}
         try:
-            problems, probabilities, quantized = check(entry["path"], texts, max_length)
+            problems, probabilities, quantized, model_class = check(entry["path"], texts, max_length)
             worst = max(abs(a - b) for a, b in zip(probabilities, entry["sankshep"]))
             result.update({"problems": problems, "max_difference": worst, "quantized_modules": quantized,
+                           "model_class": model_class,
                            "transformers": probabilities})
             ok = not problems and worst <= entry["tolerance"] and len(probabilities) == len(entry["sankshep"])
         except Exception as error:  # one line per folder, whatever transformers raised

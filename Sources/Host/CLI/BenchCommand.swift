@@ -12,7 +12,9 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             Shapes: small = 4 layers x 256, 4 heads, FFN 1024, vocab 8000 (BERT head); bert-base = \
             bangla-bert-base (12 x 768, vocab 102025); distilbert-multilingual = \
-            distilbert-base-multilingual-cased (6 x 768, vocab 119547). Inputs are random token ids with \
+            distilbert-base-multilingual-cased (6 x 768, vocab 119547); xlm-roberta-base (12 x 768, FFN 3072, \
+            vocab 250002, RoBERTa head); sahajbert = neuropark/sahajBERT (ALBERT: vocab 32000, embedding 128, \
+            hidden 1024, one layer run 24 times, 16 heads, FFN 4096). Inputs are random token ids with \
             no padding. peak_rss_mb is the process's peak resident memory.
             """
     )
@@ -22,19 +24,23 @@ struct BenchCommand: ParsableCommand {
         case small
         case bertBase = "bert-base"
         case distilbertMultilingual = "distilbert-multilingual"
+        case xlmRobertaBase = "xlm-roberta-base"
+        case sahajbert
 
         var encoder: EncoderShape {
             switch self {
             case .small: .small
             case .bertBase: .banglaBertBase
             case .distilbertMultilingual: .distilbertMultilingual
+            case .xlmRobertaBase: .xlmRobertaBase
+            case .sahajbert: .sahajBert
             }
         }
     }
 
     @Option(help: "train (forward + backward + optimizer step) or infer (forward only).")
     var mode: Mode = .train
-    @Option(help: "small, bert-base or distilbert-multilingual.")
+    @Option(help: "small, bert-base, distilbert-multilingual, xlm-roberta-base or sahajbert.")
     var shape: Shape = .small
     @Option(help: "Sequences per batch.")
     var batch: Int = 32
@@ -62,8 +68,8 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1, not \(batch)") }
-        if seq < 1 || seq > shape.encoder.maxPositions {
-            throw ValidationError("--seq must be between 1 and \(shape.encoder.maxPositions) for \(shape.rawValue), not \(seq)")
+        if seq < 1 || seq > shape.encoder.maxSequenceLength {
+            throw ValidationError("--seq must be between 1 and \(shape.encoder.maxSequenceLength) for \(shape.rawValue), not \(seq)")
         }
         if threads < 1 { throw ValidationError("--threads must be at least 1, not \(threads)") }
         if warmup < 0 { throw ValidationError("--warmup cannot be negative") }
@@ -96,7 +102,7 @@ struct BenchCommand: ParsableCommand {
         if let intermediateSize { encoder.intermediateSize = intermediateSize }
         if let keptHeads, keptHeads < encoder.heads {
             // Which heads go does not change the timing: the last ones of every layer.
-            encoder.prunedHeads = Dictionary(uniqueKeysWithValues: (0..<encoder.layers).map { ($0, Array(keptHeads..<encoder.heads)) })
+            encoder.prunedHeads = Dictionary(uniqueKeysWithValues: (0..<encoder.storedLayers).map { ($0, Array(keptHeads..<encoder.heads)) })
         }
         let model = SequenceClassifier(shape: encoder, head: .huggingFace(for: encoder.modelType), numLabels: 1)
         model.initializeRandomly(seed: 42)

@@ -1,14 +1,41 @@
 import Foundation
 
-/// The architecture of a BERT or DistilBERT encoder, read from a Hugging Face `config.json`.
+/// The architecture of a BERT, DistilBERT, RoBERTa (XLM-RoBERTa, CamemBERT) or ALBERT encoder, read
+/// from a Hugging Face `config.json`.
 ///
-/// The two model types name the same things differently (`hidden_size` / `dim`, `num_hidden_layers` /
+/// RoBERTa and ALBERT use BERT's key names; DistilBERT and BERT name the same things differently (`hidden_size` / `dim`, `num_hidden_layers` /
 /// `n_layers`, ...); this struct has one name for each. Missing keys take Hugging Face's defaults, as
 /// `from_pretrained` does. The original JSON is kept in `raw`, so writing the config back preserves
 /// every key Sankshep does not know (`label2id`, `transformers_version`, custom fields, ...).
 struct ModelConfig: Sendable, Equatable {
     enum ModelType: String, Sendable, CaseIterable {
         case bert, distilbert
+        /// The RoBERTa family: one architecture under three names (transformers' XLM-RoBERTa and
+        /// CamemBERT classes are RoBERTa's with another prefix-free name).
+        case xlmRoberta = "xlm-roberta", roberta, camembert
+        case albert
+
+        /// RoBERTa, XLM-RoBERTa and CamemBERT.
+        var isRobertaFamily: Bool { self == .xlmRoberta || self == .roberta || self == .camembert }
+        /// The `…ForSequenceClassification` class transformers loads this type as.
+        var sequenceClassificationClass: String {
+            switch self {
+            case .bert: "BertForSequenceClassification"
+            case .distilbert: "DistilBertForSequenceClassification"
+            case .xlmRoberta: "XLMRobertaForSequenceClassification"
+            case .roberta: "RobertaForSequenceClassification"
+            case .camembert: "CamembertForSequenceClassification"
+            case .albert: "AlbertForSequenceClassification"
+            }
+        }
+        static var supportedList: String { allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ") }
+    }
+
+    /// The feed-forward activation: GELU in its exact erf form (`gelu`) or its tanh approximation
+    /// (`gelu_new`, ALBERT's default; `gelu_pytorch_tanh` and `gelu_fast` are the same formula).
+    enum Activation: String, Sendable {
+        case gelu
+        case geluTanh = "gelu_new"
     }
 
     var modelType: ModelType
@@ -31,6 +58,9 @@ struct ModelConfig: Sendable, Equatable {
     /// From `id2label` (Hugging Face's rule); the pipeline uses 1 label with BCE.
     var numLabels: Int
     var architectures: [String]
+    /// ALBERT's factorized embedding width (`embedding_size`); the hidden size for every other type.
+    var embeddingSize: Int
+    var activation: Activation = .gelu
     /// Attention heads removed per layer, as Hugging Face's `pruned_heads` says: layer → the original
     /// indices of its removed heads (`{"0": [1, 3]}` in the JSON). Empty for an unpruned model.
     var prunedHeads: [Int: [Int]] = [:]
@@ -38,6 +68,8 @@ struct ModelConfig: Sendable, Equatable {
     var raw: [String: JSONValue]
 
     var headDimension: Int { hiddenSize / numHeads }
+    /// ALBERT runs one layer `numLayers` times: it holds one layer's parameters.
+    var storedLayers: Int { modelType == .albert ? 1 : numLayers }
     /// The dropout the classification head applies.
     var headDropout: Double { classifierDropout ?? hiddenDropout }
 
@@ -46,7 +78,7 @@ struct ModelConfig: Sendable, Equatable {
          intermediateSize: Int, maxPositionEmbeddings: Int = 512, typeVocabSize: Int? = nil,
          hiddenDropout: Double = 0.1, attentionDropout: Double = 0.1, classifierDropout: Double? = nil,
          layerNormEps: Double = 1e-12, initializerRange: Double = 0.02, padTokenId: Int = 0,
-         numLabels: Int = 1, architectures: [String]? = nil) {
+         numLabels: Int = 1, architectures: [String]? = nil, embeddingSize: Int? = nil) {
         self.modelType = modelType
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
@@ -54,7 +86,7 @@ struct ModelConfig: Sendable, Equatable {
         self.numHeads = numHeads
         self.intermediateSize = intermediateSize
         self.maxPositionEmbeddings = maxPositionEmbeddings
-        self.typeVocabSize = typeVocabSize ?? (modelType == .bert ? 2 : 0)
+        self.typeVocabSize = typeVocabSize ?? (modelType == .distilbert ? 0 : modelType.isRobertaFamily ? 1 : 2)
         self.hiddenDropout = hiddenDropout
         self.attentionDropout = attentionDropout
         self.classifierDropout = classifierDropout ?? (modelType == .distilbert ? 0.2 : nil)
@@ -62,7 +94,9 @@ struct ModelConfig: Sendable, Equatable {
         self.initializerRange = initializerRange
         self.padTokenId = padTokenId
         self.numLabels = numLabels
-        self.architectures = architectures ?? [modelType == .bert ? "BertForSequenceClassification" : "DistilBertForSequenceClassification"]
+        self.architectures = architectures ?? [modelType.sequenceClassificationClass]
+        self.embeddingSize = modelType == .albert ? embeddingSize ?? 128 : hiddenSize
+        self.activation = modelType == .albert ? .geluTanh : .gelu
         self.raw = [:]
     }
 
@@ -86,9 +120,9 @@ struct ModelConfig: Sendable, Equatable {
             throw fail("not valid JSON")
         }
 
-        guard let typeValue = object["model_type"] else { throw fail("no model_type (expected \"bert\" or \"distilbert\")") }
+        guard let typeValue = object["model_type"] else { throw fail("no model_type (expected one of \(ModelType.supportedList))") }
         guard let typeName = typeValue.stringValue, let modelType = ModelType(rawValue: typeName) else {
-            throw fail("model_type \(typeValue.summary) is not supported (only \"bert\" and \"distilbert\")")
+            throw fail("model_type \(typeValue.summary) is not supported (only \(ModelType.supportedList))")
         }
 
         // Each reader takes the first of the key names present (they differ between the model
@@ -114,10 +148,32 @@ struct ModelConfig: Sendable, Equatable {
             return number
         }
 
-        let isBert = modelType == .bert
+        // RoBERTa and ALBERT name everything as BERT does.
+        let isBert = modelType != .distilbert
         let activationKey = isBert ? "hidden_act" : "activation"
-        if let (key, item) = value([activationKey]), item.stringValue != "gelu" {
-            throw fail("\(key) \(item.summary) is not supported (only \"gelu\", the exact erf form)")
+        if let (key, item) = value([activationKey]) {
+            switch item.stringValue {
+            case "gelu": self.activation = .gelu
+            case "gelu_new", "gelu_pytorch_tanh", "gelu_fast":
+                // DistilBERT's activation names only the exact form.
+                guard isBert else { throw fail("\(key) \(item.summary) is not supported (only \"gelu\", the exact erf form)") }
+                self.activation = .geluTanh
+            default:
+                throw fail("\(key) \(item.summary) is not supported (only \"gelu\", the exact erf form\(isBert ? ", and its tanh form \"gelu_new\"" : ""))")
+            }
+        } else {
+            // ALBERT's default is the tanh form; BERT's and RoBERTa's the exact one.
+            self.activation = modelType == .albert ? .geluTanh : .gelu
+        }
+        if isBert, let (key, item) = value(["position_embedding_type"]), item.stringValue != "absolute" {
+            throw fail("\(key) \(item.summary) is not supported (only \"absolute\")")
+        }
+        if modelType == .albert {
+            for key in ["num_hidden_groups", "inner_group_num"] {
+                if let item = object[key], !item.isNull, item.intValue != 1 {
+                    throw fail("\(key) \(item.summary) is not supported (only 1: one layer shared by every repeat)")
+                }
+            }
         }
         if !isBert, let item = object["sinusoidal_pos_embds"], item.boolValue == true {
             throw fail("sinusoidal_pos_embds true is not supported (only learned position embeddings)")
@@ -131,15 +187,17 @@ struct ModelConfig: Sendable, Equatable {
         self.intermediateSize = try integer(isBert ? ["intermediate_size"] : ["hidden_dim", "intermediate_size"], default: 3072)
         self.maxPositionEmbeddings = try integer(["max_position_embeddings"], default: 512)
         self.typeVocabSize = isBert ? try integer(["type_vocab_size"], default: 2, minimum: 0) : 0
-        self.hiddenDropout = try probability(isBert ? ["hidden_dropout_prob"] : ["dropout"], default: 0.1)
-        self.attentionDropout = try probability(isBert ? ["attention_probs_dropout_prob"] : ["attention_dropout"], default: 0.1)
-        self.classifierDropout = isBert
-            ? (value(["classifier_dropout"]) == nil ? nil : try probability(["classifier_dropout"], default: 0.1))
+        self.embeddingSize = modelType == .albert ? try integer(["embedding_size"], default: 128) : hiddenSize
+        self.hiddenDropout = try probability(isBert ? ["hidden_dropout_prob"] : ["dropout"], default: modelType == .albert ? 0 : 0.1)
+        self.attentionDropout = try probability(isBert ? ["attention_probs_dropout_prob"] : ["attention_dropout"], default: modelType == .albert ? 0 : 0.1)
+        self.classifierDropout = modelType == .albert ? try probability(["classifier_dropout_prob"], default: 0.1)
+            : isBert ? (value(["classifier_dropout"]) == nil ? nil : try probability(["classifier_dropout"], default: 0.1))
             : try probability(["seq_classif_dropout"], default: 0.2)
         // DistilBERT's LayerNorms are built with eps 1e-12 whatever the config says.
         self.layerNormEps = isBert ? try positive(["layer_norm_eps"], default: 1e-12) : 1e-12
         self.initializerRange = try positive(["initializer_range"], default: 0.02)
-        self.padTokenId = try integer(["pad_token_id"], default: 0, minimum: 0)
+        // RoBERTa's pad is 1 (<pad> after <s>), and it counts positions from pad + 1.
+        self.padTokenId = try integer(["pad_token_id"], default: modelType.isRobertaFamily ? 1 : 0, minimum: 0)
         if let (key, item) = value(["id2label"]) {
             guard let labels = item.objectValue, !labels.isEmpty else { throw fail("\(key) is \(item.summary), not a non-empty object") }
             self.numLabels = labels.count
@@ -161,10 +219,14 @@ struct ModelConfig: Sendable, Equatable {
             throw fail("the hidden size \(hiddenSize) is not a multiple of the \(numHeads) attention heads")
         }
         guard padTokenId < vocabSize else { throw fail("pad_token_id \(padTokenId) is outside the vocabulary of \(vocabSize)") }
+        if modelType.isRobertaFamily, maxPositionEmbeddings <= padTokenId + 1 {
+            throw fail("max_position_embeddings \(maxPositionEmbeddings) leaves no position: RoBERTa counts positions from pad_token_id + 1 = \(padTokenId + 1)")
+        }
         // Every size above is the file's claim: before anything allocates from them, the parameter
         // count must be a number, and the values and gradients must fit in this machine's memory.
         guard let parameters = Self.parameterCount(vocab: vocabSize, positions: maxPositionEmbeddings, types: typeVocabSize,
-                                                   hidden: hiddenSize, intermediate: intermediateSize, layers: numLayers) else {
+                                                   hidden: hiddenSize, intermediate: intermediateSize, layers: storedLayers,
+                                                   embedding: embeddingSize) else {
             throw fail("the sizes (vocab_size \(vocabSize), hidden_size \(hiddenSize), intermediate_size \(intermediateSize), \(numLayers) layers, max_position_embeddings \(maxPositionEmbeddings)) describe more parameters than can be counted")
         }
         let memory = ProcessInfo.processInfo.physicalMemory
@@ -176,7 +238,8 @@ struct ModelConfig: Sendable, Equatable {
     }
 
     /// An encoder's parameters, about (embeddings, layers, head), or nil when the product overflows.
-    static func parameterCount(vocab: Int, positions: Int, types: Int, hidden: Int, intermediate: Int, layers: Int) -> Int? {
+    static func parameterCount(vocab: Int, positions: Int, types: Int, hidden: Int, intermediate: Int, layers: Int,
+                               embedding: Int? = nil) -> Int? {
         func product(_ factors: Int...) -> Int? {
             var result = 1
             for factor in factors {
@@ -196,7 +259,9 @@ struct ModelConfig: Sendable, Equatable {
             }
             return result
         }
-        let embeddings = sum(product(vocab, hidden), product(positions, hidden), product(types, hidden))
+        let width = embedding ?? hidden
+        let embeddings = sum(product(vocab, width), product(positions, width), product(types, width),
+                             width == hidden ? 0 : product(width, hidden))
         let perLayer = sum(product(4, hidden, hidden), product(2, hidden, intermediate), product(10, hidden), intermediate)
         return sum(embeddings, perLayer.flatMap { product($0, layers) }, product(hidden, hidden), product(2, hidden))
     }
@@ -231,7 +296,7 @@ struct ModelConfig: Sendable, Equatable {
     /// under the model type's own names.
     func json() throws -> Data {
         var object = raw
-        let isBert = modelType == .bert
+        let isBert = modelType != .distilbert
         func set(_ key: String, _ value: JSONValue) { object[key] = value }
         set("model_type", .string(modelType.rawValue))
         if !architectures.isEmpty { set("architectures", .array(architectures.map { .string($0) })) }
@@ -240,14 +305,24 @@ struct ModelConfig: Sendable, Equatable {
         set(isBert ? "num_hidden_layers" : "n_layers", .int(numLayers))
         set(isBert ? "num_attention_heads" : "n_heads", .int(numHeads))
         set(isBert ? "intermediate_size" : "hidden_dim", .int(intermediateSize))
-        set(isBert ? "hidden_act" : "activation", .string("gelu"))
+        // A tanh-form name the file had (gelu_pytorch_tanh, gelu_fast) is kept: the same formula.
+        if activation == .gelu || ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"].contains(object["hidden_act"]?.stringValue ?? "") == false {
+            set(isBert ? "hidden_act" : "activation", .string(activation.rawValue))
+        }
         set(isBert ? "hidden_dropout_prob" : "dropout", .double(hiddenDropout))
         set(isBert ? "attention_probs_dropout_prob" : "attention_dropout", .double(attentionDropout))
         set("max_position_embeddings", .int(maxPositionEmbeddings))
         if isBert {
             set("type_vocab_size", .int(typeVocabSize))
             set("layer_norm_eps", .double(layerNormEps))
-            set("classifier_dropout", classifierDropout.map { .double($0) } ?? .null)
+            if modelType == .albert {
+                set("embedding_size", .int(embeddingSize))
+                set("num_hidden_groups", .int(1))
+                set("inner_group_num", .int(1))
+                set("classifier_dropout_prob", .double(classifierDropout ?? 0.1))
+            } else {
+                set("classifier_dropout", classifierDropout.map { .double($0) } ?? .null)
+            }
         } else {
             set("sinusoidal_pos_embds", .bool(false))
             set("seq_classif_dropout", .double(classifierDropout ?? 0.2))

@@ -67,7 +67,7 @@ final class Classifier {
 
         // Which head: the seed framework's MLP, or the Hugging Face head of the model type.
         let head: ClassifierHead
-        let prefix = config.modelType == .bert ? "bert." : "distilbert."
+        let prefix = ModelParameterNames.prefix(of: EncoderType(config))
         if let seedFolder {
             head = seedFolder.head
         } else if let firstHead = weights["classifier.0.weight"], firstHead.shape.count == 2 {
@@ -136,7 +136,7 @@ final class Classifier {
         // A head-pruned model's folder stores the removed heads as zeros (for transformers 5, which
         // has no head pruning); sankshep.json names them, and they are removed again here.
         if let removed = settings?.prunedHeads, !removed.isEmpty, config.prunedHeads.isEmpty {
-            let keep = (0..<config.numLayers).map { layer in (0..<config.numHeads).map { !(removed[String(layer)] ?? []).contains($0) } }
+            let keep = (0..<config.storedLayers).map { layer in (0..<config.numHeads).map { !(removed[String(layer)] ?? []).contains($0) } }
             do {
                 return try StructuredHeads.remove(classifier, keep: keep)
             } catch {
@@ -276,5 +276,12 @@ struct SankshepSettings: Codable, Equatable {
 extension Pooling: Codable {}
 
 extension EncoderType {
-    init(_ config: ModelConfig) { self = config.modelType == .bert ? .bert : .distilbert }
+    init(_ config: ModelConfig) {
+        switch config.modelType {
+        case .bert: self = .bert
+        case .distilbert: self = .distilbert
+        case .xlmRoberta, .roberta, .camembert: self = .roberta
+        case .albert: self = .albert
+        }
+    }
 }

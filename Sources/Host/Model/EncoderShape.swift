@@ -1,15 +1,25 @@
 import Foundation
 
-/// The two encoder families Sankshep trains.
+/// The encoder families Sankshep trains. `roberta` is RoBERTa, XLM-RoBERTa and CamemBERT (BERT's
+/// layers, positions counted from the pad id + 1, its own head); `albert` is ALBERT (factorized
+/// embeddings, one layer run `layers` times, BERT's head with an `albert.pooler`).
 enum EncoderType: String, Sendable, CaseIterable {
-    case bert, distilbert
+    case bert, distilbert, roberta, albert
 }
 
-/// The sizes of a BERT or DistilBERT encoder: what the model needs from a `config.json`.
+/// The sizes of an encoder: what the model needs from a `config.json`.
 ///
-/// Built from the parsed JSON of a Hugging Face config (both families' key names), or from a preset.
+/// Built from the parsed JSON of a Hugging Face config (every family's key names), or from a preset.
 struct EncoderShape: Equatable, Sendable {
     var modelType: EncoderType
+    /// The width of the embedding tables: `hiddenSize`, but for ALBERT's `embedding_size`, which
+    /// `embedding_hidden_mapping_in` (hiddenSize, embeddingSize) widens to the hidden size.
+    var embeddingSize: Int
+    /// The feed-forward activation (GELU, or its tanh form for ALBERT's `gelu_new`).
+    var activation: ModelConfig.Activation = .gelu
+    /// RoBERTa's pad id: positions count from paddingIndex + 1 over the non-pad tokens, pads sit at
+    /// position paddingIndex. nil: positions are 0..<T.
+    var paddingIndex: Int?
     var vocabSize: Int
     var hiddenSize: Int
     var layers: Int
@@ -34,20 +44,32 @@ struct EncoderShape: Equatable, Sendable {
 
     /// The size of one head: fixed by the unpruned model (`heads` is the config's head count).
     var headSize: Int { hiddenSize / heads }
-    /// The heads layer `layer` computes.
-    func heads(inLayer layer: Int) -> Int { heads - (prunedHeads[layer]?.count ?? 0) }
+    /// ALBERT runs one stored layer at every repeat; the others store one layer per repeat.
+    var sharesLayers: Bool { modelType == .albert }
+    /// The layers whose parameters the model stores: 1 for ALBERT, `layers` otherwise.
+    var storedLayers: Int { sharesLayers ? 1 : layers }
+    /// The stored layer that repeat `layer` runs (0 for every ALBERT repeat).
+    func storedLayer(_ layer: Int) -> Int { sharesLayers ? 0 : layer }
+    /// The longest sequence the position table holds (RoBERTa's first paddingIndex + 1 rows are not positions).
+    var maxSequenceLength: Int { maxPositions - (paddingIndex.map { $0 + 1 } ?? 0) }
+    /// The heads layer `layer` computes (for ALBERT, the shared layer's).
+    func heads(inLayer layer: Int) -> Int { heads - (prunedHeads[storedLayer(layer)]?.count ?? 0) }
     /// The width of layer `layer`'s attention: its query/key/value outputs and the context.
     func attentionWidth(layer: Int) -> Int { heads(inLayer: layer) * headSize }
     /// The original indices of the heads layer `layer` keeps, in order.
     func keptHeads(inLayer layer: Int) -> [Int] {
-        let removed = Set(prunedHeads[layer] ?? [])
+        let removed = Set(prunedHeads[storedLayer(layer)] ?? [])
         return (0..<heads).filter { !removed.contains($0) }
     }
 
     init(modelType: EncoderType, vocabSize: Int, hiddenSize: Int, layers: Int, heads: Int,
          intermediateSize: Int, maxPositions: Int, typeVocabSize: Int, layerNormEps: Float = 1e-12,
-         hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1, classifierDropout: Float = 0.1) {
+         hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1, classifierDropout: Float = 0.1,
+         embeddingSize: Int? = nil, activation: ModelConfig.Activation? = nil, paddingIndex: Int? = nil) {
         self.modelType = modelType
+        self.embeddingSize = modelType == .albert ? embeddingSize ?? 128 : hiddenSize
+        self.activation = activation ?? (modelType == .albert ? .geluTanh : .gelu)
+        self.paddingIndex = modelType == .roberta ? paddingIndex ?? 1 : nil
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
         self.layers = layers
@@ -64,9 +86,15 @@ struct EncoderShape: Equatable, Sendable {
     /// Reads a parsed Hugging Face `config.json`. `file` names the file in errors.
     init(json: [String: Any], file: String) throws {
         func fail(_ problem: String) -> CheckpointError { CheckpointError(file: file, problem: problem) }
-        guard let typeName = json["model_type"] as? String else { throw fail("no \"model_type\" (expected \"bert\" or \"distilbert\")") }
+        guard let typeName = json["model_type"] as? String else { throw fail("no \"model_type\" (expected one of \(ModelConfig.ModelType.supportedList))") }
         guard let type = EncoderType(rawValue: typeName) else {
-            throw fail("unknown model_type \"\(typeName)\" (expected \"bert\" or \"distilbert\")")
+            // RoBERTa and ALBERT are read once, by ModelConfig.
+            guard ModelConfig.ModelType(rawValue: typeName) != nil,
+                  let data = try? JSONSerialization.data(withJSONObject: json) else {
+                throw fail("unknown model_type \"\(typeName)\" (expected one of \(ModelConfig.ModelType.supportedList))")
+            }
+            self.init(try ModelConfig(json: data, file: file))
+            return
         }
         func integer(_ key: String) throws -> Int {
             guard let int = jsonInteger(json[key]), int > 0 else {
@@ -87,6 +115,9 @@ struct EncoderShape: Equatable, Sendable {
             return p
         }
         switch type {
+        case .roberta, .albert:
+            // Their model_type names are "xlm-roberta", "roberta", "camembert" and "albert", read above.
+            throw fail("model_type \"\(typeName)\" is not a Hugging Face model type")
         case .bert:
             let activation = json["hidden_act"] as? String ?? "gelu"
             guard activation == "gelu" else { throw fail("hidden_act \"\(activation)\" is not supported (only \"gelu\")") }
@@ -136,6 +167,16 @@ struct EncoderShape: Equatable, Sendable {
     static let distilbertMultilingual = EncoderShape(modelType: .distilbert, vocabSize: 119547, hiddenSize: 768, layers: 6,
                                                      heads: 12, intermediateSize: 3072, maxPositions: 512,
                                                      typeVocabSize: 0, classifierDropout: 0.2)
+    /// xlm-roberta-base: pad 1, so 514 position rows hold 512 positions; layer_norm_eps 1e-5.
+    static let xlmRobertaBase = EncoderShape(modelType: .roberta, vocabSize: 250002, hiddenSize: 768, layers: 12, heads: 12,
+                                             intermediateSize: 3072, maxPositions: 514, typeVocabSize: 1, layerNormEps: 1e-5,
+                                             paddingIndex: 1)
+    /// neuropark/sahajBERT: ALBERT, embeddings 128 wide, one 1024-wide layer run 24 times, gelu_new,
+    /// dropout 0 (its config's hidden_dropout_prob and attention_probs_dropout_prob).
+    static let sahajBert = EncoderShape(modelType: .albert, vocabSize: 32000, hiddenSize: 1024, layers: 24, heads: 16,
+                                        intermediateSize: 4096, maxPositions: 512, typeVocabSize: 2, layerNormEps: 1e-12,
+                                        hiddenDropout: 0, attentionDropout: 0, classifierDropout: 0.1,
+                                        embeddingSize: 128, activation: .geluTanh)
 }
 
 /// The classification head on top of the encoder.
@@ -150,7 +191,20 @@ enum ClassifierHead: Equatable, Sendable {
     case seedMLP(hidden: Int, layers: Int = 1)
 
     /// The head Hugging Face puts on this encoder type.
-    static func huggingFace(for type: EncoderType) -> ClassifierHead { type == .bert ? .bertPooler : .distilbert }
+    /// `RobertaForSequenceClassification`: dropout, dense, tanh, dropout, out_proj on <s> (no pooler).
+    case roberta
+
+    /// The head Hugging Face puts on this encoder type (ALBERT's is BERT's: a tanh pooler, dropout, linear).
+    static func huggingFace(for type: EncoderType) -> ClassifierHead {
+        switch type {
+        case .bert, .albert: .bertPooler
+        case .distilbert: .distilbert
+        case .roberta: .roberta
+        }
+    }
+
+    /// The first head layer's activation is tanh (BERT's and ALBERT's pooler, RoBERTa's dense), else ReLU.
+    var usesTanh: Bool { self == .bertPooler || self == .roberta }
 
     /// How many hidden states the head reads (1 but for the seed's `use_multi_layers`).
     var inputLayers: Int {
@@ -189,14 +243,15 @@ private func jsonReal(_ value: Any?) -> Float? {
 extension EncoderShape {
     /// The sizes the model needs from a parsed `ModelConfig`.
     init(_ config: ModelConfig) {
-        self.init(modelType: config.modelType == .bert ? .bert : .distilbert, vocabSize: config.vocabSize,
+        self.init(modelType: EncoderType(config), vocabSize: config.vocabSize,
                   hiddenSize: config.hiddenSize, layers: config.numLayers, heads: config.numHeads,
                   intermediateSize: config.intermediateSize, maxPositions: config.maxPositionEmbeddings,
                   typeVocabSize: config.typeVocabSize,
                   // DistilBERT's LayerNorms use 1e-12 whatever the config says.
                   layerNormEps: config.modelType == .distilbert ? 1e-12 : Float(config.layerNormEps),
                   hiddenDropout: Float(config.hiddenDropout), attentionDropout: Float(config.attentionDropout),
-                  classifierDropout: Float(config.headDropout))
+                  classifierDropout: Float(config.headDropout), embeddingSize: config.embeddingSize,
+                  activation: config.activation, paddingIndex: config.padTokenId)
         prunedHeads = config.prunedHeads
     }
 }

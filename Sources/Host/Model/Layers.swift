@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 
 // The layers of the encoder, each as a forward and a backward side by side (llm.c's habit).
@@ -63,15 +64,17 @@ enum Dropout {
 // ---------------------------------------------------------------- embeddings
 
 enum Embeddings {
-    /// out (N, H) = word[ids] + position[t] (+ tokenType[types]) for token n = b * T + t.
-    static func forward(out: FloatPointer, ids: UnsafePointer<Int32>, types: UnsafePointer<Int32>?,
+    /// out (N, H) = word[ids] + position[p] (+ tokenType[types]) for token n = b * T + t, p = positions[n]
+    /// when given (RoBERTa), else t.
+    static func forward(out: FloatPointer, ids: UnsafePointer<Int32>, positions: UnsafePointer<Int32>? = nil, types: UnsafePointer<Int32>?,
                         word: UnsafePointer<Float>, position: UnsafePointer<Float>, tokenType: UnsafePointer<Float>?,
                         batch: Int, length: Int, hidden: Int) {
         for b in 0..<batch {
             for t in 0..<length {
                 let n = b * length + t
                 let row = out + n * hidden
-                sk_add(row, word + Int(ids[n]) * hidden, position + t * hidden, hidden)
+                let p = positions.map { Int($0[n]) } ?? t
+                sk_add(row, word + Int(ids[n]) * hidden, position + p * hidden, hidden)
                 if let types, let tokenType { sk_accumulate(row, tokenType + Int(types[n]) * hidden, hidden) }
             }
         }
@@ -79,16 +82,63 @@ enum Embeddings {
 
     /// Scatter-adds dout (N, H) into the rows of the three tables that the forward read.
     static func backward(dword: FloatPointer, dposition: FloatPointer, dtokenType: FloatPointer?,
-                         dout: UnsafePointer<Float>, ids: UnsafePointer<Int32>, types: UnsafePointer<Int32>?,
-                         batch: Int, length: Int, hidden: Int) {
+                         dout: UnsafePointer<Float>, ids: UnsafePointer<Int32>, positions: UnsafePointer<Int32>? = nil,
+                         types: UnsafePointer<Int32>?, batch: Int, length: Int, hidden: Int) {
         for b in 0..<batch {
             for t in 0..<length {
                 let n = b * length + t
                 let row = dout + n * hidden
                 sk_accumulate(dword + Int(ids[n]) * hidden, row, hidden)
-                sk_accumulate(dposition + t * hidden, row, hidden)
+                sk_accumulate(dposition + (positions.map { Int($0[n]) } ?? t) * hidden, row, hidden)
                 if let types, let dtokenType { sk_accumulate(dtokenType + Int(types[n]) * hidden, row, hidden) }
             }
+        }
+    }
+}
+
+extension Embeddings {
+    /// RoBERTa's position ids (transformers' create_position_ids_from_input_ids): out (N) =
+    /// paddingIndex + (the count of non-pad ids up to and including t) for a non-pad id, paddingIndex
+    /// for a pad. Pads are found by id, as transformers does, whatever the attention mask says.
+    static func robertaPositions(out: UnsafeMutablePointer<Int32>, ids: UnsafePointer<Int32>, paddingIndex: Int32,
+                                 batch: Int, length: Int) {
+        for b in 0..<batch {
+            var count: Int32 = 0
+            for t in 0..<length {
+                let n = b * length + t
+                if ids[n] != paddingIndex { count += 1; out[n] = paddingIndex + count } else { out[n] = paddingIndex }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- GELU, tanh form
+
+/// transformers' `gelu_new` (ALBERT's activation): 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))).
+/// Computed in Double per element, then rounded: the Float result is as close to PyTorch's as rounding allows.
+enum TanhGELU {
+    static let c = (2 / Double.pi).squareRoot(), k = 0.044715
+
+    /// pre (rows, columns) += bias (columns) per row; out = gelu_new(pre). out may be pre.
+    static func forward(out: FloatPointer, pre: FloatPointer, bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+        for r in 0..<rows {
+            for j in 0..<columns {
+                let i = r * columns + j
+                pre[i] += bias[j]
+                let x = Double(pre[i])
+                out[i] = Float(0.5 * x * (1 + Foundation.tanh(c * (x + k * x * x * x))))
+            }
+        }
+    }
+
+    /// dpre (n) = dout * gelu_new'(pre): 0.5 (1 + t) + 0.5 x (1 − t²) √(2/π) (1 + 3·0.044715 x²),
+    /// t = tanh(√(2/π) (x + 0.044715 x³)). dpre may be dout.
+    static func backward(dpre: FloatPointer, pre: UnsafePointer<Float>, dout: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let x = Double(pre[i])
+            let t = Foundation.tanh(c * (x + k * x * x * x))
+            let derivative = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * k * x * x)
+            dpre[i] = Float(Double(dout[i]) * derivative)
         }
     }
 }

@@ -13,6 +13,10 @@ struct ModelParameterNames: Sendable {
     /// nil for DistilBERT.
     let tokenTypeEmbeddings: String?
     let embeddingNorm: String
+    /// ALBERT's `embedding_hidden_mapping_in` (hidden, embedding): the factorized embedding's widening.
+    let embeddingProjection: String?
+    /// The stored layers: one per repeat, but one for ALBERT, whose every repeat runs it
+    /// (`shape.storedLayer(_:)` says which repeat reads which).
     let layers: [EncoderLayerNames]
     /// The seed framework's BERT encoder keeps a pooler it never uses (no gradient, never updated).
     let unusedPooler: String?
@@ -21,19 +25,36 @@ struct ModelParameterNames: Sendable {
     /// Last linear layer of the head: `classifier` or `classifier.3`.
     let headOutput: String
 
+    /// The Hugging Face head models' prefix of the encoder's names.
+    static func prefix(of type: EncoderType) -> String {
+        switch type {
+        case .bert: "bert."
+        case .distilbert: "distilbert."
+        case .roberta: "roberta."
+        case .albert: "albert."
+        }
+    }
+
     init(shape: EncoderShape, head: ClassifierHead) {
         let prefix: String
         switch head {
-        case .bertPooler, .distilbert: prefix = shape.modelType == .bert ? "bert." : "distilbert."
+        case .bertPooler, .distilbert, .roberta: prefix = Self.prefix(of: shape.modelType)
         case .seedMLP: prefix = "encoder."
         }
         wordEmbeddings = prefix + "embeddings.word_embeddings.weight"
         positionEmbeddings = prefix + "embeddings.position_embeddings.weight"
-        tokenTypeEmbeddings = shape.modelType == .bert ? prefix + "embeddings.token_type_embeddings.weight" : nil
+        tokenTypeEmbeddings = shape.modelType == .distilbert ? nil : prefix + "embeddings.token_type_embeddings.weight"
         embeddingNorm = prefix + "embeddings.LayerNorm"
-        layers = (0..<shape.layers).map { i in
+        embeddingProjection = shape.modelType == .albert ? prefix + "encoder.embedding_hidden_mapping_in" : nil
+        layers = (0..<shape.storedLayers).map { i in
             switch shape.modelType {
-            case .bert:
+            case .albert:
+                let p = prefix + "encoder.albert_layer_groups.0.albert_layers.\(i)."
+                return EncoderLayerNames(query: p + "attention.query", key: p + "attention.key",
+                                         value: p + "attention.value", attentionOutput: p + "attention.dense",
+                                         attentionNorm: p + "attention.LayerNorm", ffnIn: p + "ffn",
+                                         ffnOut: p + "ffn_output", outputNorm: p + "full_layer_layer_norm")
+            case .bert, .roberta:
                 let p = prefix + "encoder.layer.\(i)."
                 return EncoderLayerNames(query: p + "attention.self.query", key: p + "attention.self.key",
                                          value: p + "attention.self.value", attentionOutput: p + "attention.output.dense",
@@ -50,14 +71,24 @@ struct ModelParameterNames: Sendable {
         switch head {
         case .bertPooler:
             unusedPooler = nil
-            headHidden = "bert.pooler.dense"
+            // ALBERT's pooler is a bare Linear.
+            headHidden = shape.modelType == .albert ? prefix + "pooler" : prefix + "pooler.dense"
             headOutput = "classifier"
+        case .roberta:
+            unusedPooler = nil
+            headHidden = "classifier.dense"
+            headOutput = "classifier.out_proj"
         case .distilbert:
             unusedPooler = nil
             headHidden = "pre_classifier"
             headOutput = "classifier"
         case .seedMLP:
-            unusedPooler = shape.modelType == .bert ? "encoder.pooler.dense" : nil
+            // The seed's encoder is AutoModel, with the pooler of its type.
+            switch shape.modelType {
+            case .bert, .roberta: unusedPooler = "encoder.pooler.dense"
+            case .albert: unusedPooler = "encoder.pooler"
+            case .distilbert: unusedPooler = nil
+            }
             headHidden = "classifier.0"
             headOutput = "classifier.3"
         }
@@ -68,6 +99,7 @@ struct ModelParameterNames: Sendable {
     func encoderParameterNames() -> [String] {
         var names = [wordEmbeddings, positionEmbeddings, embeddingNorm + ".weight", embeddingNorm + ".bias"]
         if let tokenTypeEmbeddings { names.append(tokenTypeEmbeddings) }
+        if let embeddingProjection { names += [embeddingProjection + ".weight", embeddingProjection + ".bias"] }
         for layer in layers {
             for linear in [layer.query, layer.key, layer.value, layer.attentionOutput, layer.attentionNorm,
                            layer.ffnIn, layer.ffnOut, layer.outputNorm] {
@@ -94,13 +126,14 @@ func headHiddenSize(_ shape: EncoderShape, _ head: ClassifierHead) -> Int {
 func parameterLayout(_ shape: EncoderShape, head: ClassifierHead, numLabels: Int) -> [(name: String, shape: [Int])] {
     precondition(numLabels >= 1, "a classifier needs at least one label")
     let names = ModelParameterNames(shape: shape, head: head)
-    let h = shape.hiddenSize, ffn = shape.intermediateSize
+    let h = shape.hiddenSize, ffn = shape.intermediateSize, e = shape.embeddingSize
     var layout: [(name: String, shape: [Int])] = [
-        (names.wordEmbeddings, [shape.vocabSize, h]),
-        (names.positionEmbeddings, [shape.maxPositions, h]),
+        (names.wordEmbeddings, [shape.vocabSize, e]),
+        (names.positionEmbeddings, [shape.maxPositions, e]),
     ]
-    if let types = names.tokenTypeEmbeddings { layout.append((types, [shape.typeVocabSize, h])) }
-    layout += [(names.embeddingNorm + ".weight", [h]), (names.embeddingNorm + ".bias", [h])]
+    if let types = names.tokenTypeEmbeddings { layout.append((types, [shape.typeVocabSize, e])) }
+    layout += [(names.embeddingNorm + ".weight", [e]), (names.embeddingNorm + ".bias", [e])]
+    if let projection = names.embeddingProjection { layout += [(projection + ".weight", [h, e]), (projection + ".bias", [h])] }
     for (index, layer) in names.layers.enumerated() {
         // a: the layer's attention width, h unless heads were removed (pruned_heads).
         let a = shape.attentionWidth(layer: index)

@@ -7,7 +7,7 @@ struct ModelInputError: Error, CustomStringConvertible {
     var description: String { "model input: \(problem)" }
 }
 
-/// A BERT or DistilBERT encoder with a classification head, trained and run in Swift.
+/// A BERT, DistilBERT, RoBERTa or ALBERT encoder with a classification head, trained and run in Swift.
 ///
 /// All parameters live in one `ParameterStore` with Hugging Face names. `forward` keeps every
 /// activation the backward needs in reusable buffers; `backward` adds parameter gradients into
@@ -16,6 +16,11 @@ struct ModelInputError: Error, CustomStringConvertible {
 ///
 ///     x -> [QKV] -> softmax(QK^T/sqrt(dh), mask) V -> out proj -> dropout(BERT) -> +x -> LN1
 ///       -> FFN in -> GELU -> FFN out -> dropout -> +LN1 -> LN2
+///
+/// RoBERTa is BERT with positions counted from the pad id + 1 over the non-pad tokens and its own head.
+/// ALBERT's embeddings are E wide (LN over E, dropout) and `embedding_hidden_mapping_in` widens them to H;
+/// its one stored layer runs at every repeat (each repeat adds its share to the same gradients, so the
+/// shared layer's gradient is the sum over repeats), with no dropout after its FFN and BERT's head.
 ///
 /// A layer whose heads were removed (`shape.prunedHeads`) runs the same code with fewer heads: its
 /// attention width A = kept heads × dh is below H, Q/K/V are (A, H) and the output projection (H, A).
@@ -84,12 +89,16 @@ final class SequenceClassifier {
         let ids: UnsafeMutablePointer<Int32>        // (N)
         let types: UnsafeMutablePointer<Int32>?     // (N), BERT only
         let keyMask: FloatPointer                   // (B, T) 1 real token, 0 padding
-        let embeddingSum: FloatPointer              // (N, H) word + position (+ type): input of the embedding LN
+        let positions: UnsafeMutablePointer<Int32>? // (N) RoBERTa's position ids; nil: t
+        let embeddingSum: FloatPointer              // (N, E) word + position (+ type): input of the embedding LN
         let embeddingMean, embeddingRstd: FloatPointer   // (N)
-        let embeddingMask: FloatPointer?            // (N, H)
+        let embeddingMask: FloatPointer?            // (N, E)
+        let embeddingNarrow: FloatPointer?          // (N, E) ALBERT: dropout(LN(sum)), the input of the widening
         let hidden: [FloatPointer]                  // L + 1 of (N, H): embedding output, then each layer's
         let layers: [LayerBuffers]
         let pooled: FloatPointer                    // (B, K·H), K = head.inputLayers
+        let pooledMask: FloatPointer?               // (B, H) RoBERTa's dropout before its dense, training only
+        let pooledDropped: FloatPointer?            // (B, H) pooled * pooledMask
         let maxIndex: UnsafeMutablePointer<Int32>   // (B, H) token chosen by max pooling, -1 if none
         let headPre: FloatPointer                   // (B, D) first head linear
         let headAct: FloatPointer                   // (B, D) after tanh / ReLU
@@ -120,7 +129,9 @@ final class SequenceClassifier {
         let store = ParameterStore(layout: parameterLayout(shape, head: head, numLabels: numLabels))
         self.store = store
         let h = shape.hiddenSize
-        self.layerOffsets = names.layers.enumerated().map { index, layer in
+        // One entry per repeat; ALBERT's repeats all point at its one stored layer.
+        self.layerOffsets = (0..<shape.layers).map { index in
+            let layer = names.layers[shape.storedLayer(index)]
             func offset(_ name: String) -> Int { store.view(named: name)!.offset }
             let a = shape.attentionWidth(layer: index)
             // The fused QKV GEMM relies on the layout putting the three weights, then the three biases, side by side.
@@ -140,7 +151,7 @@ final class SequenceClassifier {
 
     /// Hugging Face's initialisation from a seeded generator (see `initializeParameters`).
     func initializeRandomly(seed: UInt64) {
-        initializeParameters(store, names: names, head: head, seed: seed)
+        initializeParameters(store, names: names, head: head, seed: seed, paddingTokenId: shape.paddingIndex ?? 0)
     }
 
     /// The pooling actually used: the Hugging Face heads always read [CLS].
@@ -181,7 +192,7 @@ final class SequenceClassifier {
         let ids = integers.take(N)
         inputIds.withUnsafeBufferPointer { ids.update(from: $0.baseAddress!, count: N) }
         var types: UnsafeMutablePointer<Int32>? = nil
-        if shape.modelType == .bert {
+        if names.tokenTypeEmbeddings != nil {
             let buffer = integers.take(N)
             if let tokenTypeIds { tokenTypeIds.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: N) } }
             else { buffer.update(repeating: 0, count: N) }
@@ -191,18 +202,38 @@ final class SequenceClassifier {
         let keyMask = floats.take(B * T)
         for i in 0..<(B * T) { keyMask[i] = attentionMask[i] != 0 ? 1 : 0 }
 
-        // Embeddings: LN(word + position (+ type)), dropout.
-        let embeddingSum = floats.take(N * H)
-        Embeddings.forward(out: embeddingSum, ids: ids, types: types, word: value(names.wordEmbeddings),
+        // RoBERTa's position ids: pad + 1, pad + 2, … over the non-pad tokens, pad at the pads
+        // (transformers' create_position_ids_from_input_ids: it looks at the ids, not the attention mask).
+        var positions: UnsafeMutablePointer<Int32>? = nil
+        if let pad = shape.paddingIndex {
+            let buffer = integers.take(N)
+            Embeddings.robertaPositions(out: buffer, ids: ids, paddingIndex: Int32(pad), batch: B, length: T)
+            positions = buffer
+        }
+
+        // Embeddings: LN(word + position (+ type)), dropout; ALBERT then widens E to H.
+        let E = shape.embeddingSize
+        let embeddingSum = floats.take(N * E)
+        Embeddings.forward(out: embeddingSum, ids: ids, positions: positions, types: types, word: value(names.wordEmbeddings),
                            position: value(names.positionEmbeddings), tokenType: names.tokenTypeEmbeddings.map { value($0) },
-                           batch: B, length: T, hidden: H)
+                           batch: B, length: T, hidden: E)
         let embeddingMean = floats.take(N), embeddingRstd = floats.take(N)
-        var hidden = [floats.take(N * H)]
-        sk_layernorm_forward(hidden[0], embeddingMean, embeddingRstd, embeddingSum, value(names.embeddingNorm + ".weight"),
-                             value(names.embeddingNorm + ".bias"), Int32(N), Int32(H), eps)
-        let embeddingMask = hiddenP > 0 ? floats.take(N * H) : nil
+        let embeddingOut = floats.take(N * E)
+        sk_layernorm_forward(embeddingOut, embeddingMean, embeddingRstd, embeddingSum, value(names.embeddingNorm + ".weight"),
+                             value(names.embeddingNorm + ".bias"), Int32(N), Int32(E), eps)
+        let embeddingMask = hiddenP > 0 ? floats.take(N * E) : nil
         if let embeddingMask {
-            Dropout.forward(out: hidden[0], inp: hidden[0], mask: embeddingMask, count: N * H, p: hiddenP, seed: seed, stream: stream(0))
+            Dropout.forward(out: embeddingOut, inp: embeddingOut, mask: embeddingMask, count: N * E, p: hiddenP, seed: seed, stream: stream(0))
+        }
+        var hidden = [embeddingOut]
+        var embeddingNarrow: FloatPointer? = nil
+        if let projection = names.embeddingProjection {
+            // hidden[0] (N, H) = narrow (N, E) @ Wm^T + bm: transformers' hidden_states[0] is this widened one.
+            let widened = floats.take(N * H)
+            LinearLayer.forward(out: widened, inp: embeddingOut, weight: value(projection + ".weight"), bias: value(projection + ".bias"),
+                                rows: N, inFeatures: E, outFeatures: H)
+            embeddingNarrow = embeddingOut
+            hidden = [widened]
         }
 
         // Hooks see inference only: training always runs the float layers it differentiates.
@@ -212,7 +243,7 @@ final class SequenceClassifier {
         var layers: [LayerBuffers] = []
         layers.reserveCapacity(L)
         for l in 0..<(headRowsOnly ? L - 1 : L) {
-            let p = layerOffsets[l], x = hidden[l], ln = names.layers[l], A = shape.attentionWidth(layer: l)
+            let p = layerOffsets[l], x = hidden[l], ln = names.layers[shape.storedLayer(l)], A = shape.attentionWidth(layer: l)
             let attention = AttentionCore.Shape(batch: B, length: T, heads: shape.heads(inLayer: l), headSize: shape.headSize)
             // qkv (N, 3A) = x @ [Wq; Wk; Wv]^T + [bq; bk; bv]
             let qkv = floats.take(N * 3 * A)
@@ -226,7 +257,7 @@ final class SequenceClassifier {
             // residual1 (N, H) = x + dropout(context @ Wo^T + bo)   (DistilBERT has no dropout here)
             let residual1 = floats.take(N * H)
             encoderLinear(hook, [ln.attentionOutput], out: residual1, inp: context, weight: value(p.outWeight), bias: value(p.outBias), rows: N, inFeatures: A, outFeatures: H)
-            let attentionMask = hiddenP > 0 && shape.modelType == .bert ? floats.take(N * H) : nil
+            let attentionMask = hiddenP > 0 && shape.modelType != .distilbert ? floats.take(N * H) : nil
             if let attentionMask {
                 Dropout.forward(out: residual1, inp: residual1, mask: attentionMask, count: N * H, p: hiddenP, seed: seed, stream: stream(2 + 4 * l))
             }
@@ -238,11 +269,11 @@ final class SequenceClassifier {
             // (N, I) buffer fewer to write and to read back.
             let ffnPre = floats.take(N * I), ffnAct = headRowsOnly ? ffnPre : floats.take(N * I)
             encoderLinear(hook, [ln.ffnIn], out: ffnPre, inp: norm1, weight: value(p.ffnInWeight), bias: nil, rows: N, inFeatures: H, outFeatures: I)
-            sk_bias_gelu_forward(ffnAct, ffnPre, value(p.ffnInBias), Int32(N), Int32(I))
-            // residual2 (N, H) = norm1 + dropout(ffnAct @ W2^T + b2)
+            biasActivation(ffnAct, ffnPre, bias: value(p.ffnInBias), rows: N, columns: I)
+            // residual2 (N, H) = norm1 + dropout(ffnAct @ W2^T + b2)   (ALBERT has no dropout here)
             let residual2 = floats.take(N * H)
             encoderLinear(hook, [ln.ffnOut], out: residual2, inp: ffnAct, weight: value(p.ffnOutWeight), bias: value(p.ffnOutBias), rows: N, inFeatures: I, outFeatures: H)
-            let ffnMask = hiddenP > 0 ? floats.take(N * H) : nil
+            let ffnMask = hiddenP > 0 && shape.modelType != .albert ? floats.take(N * H) : nil
             if let ffnMask {
                 Dropout.forward(out: residual2, inp: residual2, mask: ffnMask, count: N * H, p: hiddenP, seed: seed, stream: stream(3 + 4 * l))
             }
@@ -272,10 +303,16 @@ final class SequenceClassifier {
             Pooler.forward(pooled: pooled, maxIndex: maxIndex, hidden: hidden[L], keyMask: keyMask, pooling: effectivePooling,
                            batch: B, length: T, width: H)
         }
+        // RoBERTa's head drops out <s> before its dense (the others start with their linear).
+        let pooledMask = head == .roberta && headP > 0 ? floats.take(B * K * H) : nil
+        let pooledDropped = head == .roberta && headP > 0 ? floats.take(B * K * H) : nil
+        if let pooledMask, let pooledDropped {
+            Dropout.forward(out: pooledDropped, inp: pooled, mask: pooledMask, count: B * K * H, p: headP, seed: seed, stream: stream(2 + 4 * L))
+        }
         let headPre = floats.take(B * D), headAct = floats.take(B * D)
-        LinearLayer.forward(out: headPre, inp: pooled, weight: value(names.headHidden + ".weight"), bias: value(names.headHidden + ".bias"),
+        LinearLayer.forward(out: headPre, inp: pooledDropped ?? pooled, weight: value(names.headHidden + ".weight"), bias: value(names.headHidden + ".bias"),
                             rows: B, inFeatures: K * H, outFeatures: D)
-        let usesTanh = head == .bertPooler
+        let usesTanh = head.usesTanh
         for i in 0..<(B * D) { headAct[i] = usesTanh ? tanh(headPre[i]) : Swift.max(headPre[i], 0) }
         let headMask = headP > 0 ? floats.take(B * D) : nil
         let headDropped = headP > 0 ? floats.take(B * D) : nil
@@ -286,9 +323,10 @@ final class SequenceClassifier {
         LinearLayer.forward(out: logits, inp: headDropped ?? headAct, weight: value(names.headOutput + ".weight"),
                             bias: value(names.headOutput + ".bias"), rows: B, inFeatures: D, outFeatures: numLabels)
 
-        saved = SavedForward(batch: B, length: T, ids: ids, types: types, keyMask: keyMask, embeddingSum: embeddingSum,
+        saved = SavedForward(batch: B, length: T, ids: ids, types: types, keyMask: keyMask, positions: positions, embeddingSum: embeddingSum,
                              embeddingMean: embeddingMean, embeddingRstd: embeddingRstd, embeddingMask: embeddingMask,
-                             hidden: hidden, layers: layers, pooled: pooled, maxIndex: maxIndex, headPre: headPre, headAct: headAct,
+                             embeddingNarrow: embeddingNarrow,
+                             hidden: hidden, layers: layers, pooled: pooled, pooledMask: pooledMask, pooledDropped: pooledDropped, maxIndex: maxIndex, headPre: headPre, headAct: headAct,
                              headMask: headMask, headDropped: headDropped, logits: logits,
                              backwardSlot: floats.position, backwardIntegerSlot: integers.position, headRowsOnly: headRowsOnly)
         return Array(UnsafeBufferPointer(start: logits, count: B * numLabels))
@@ -301,7 +339,7 @@ final class SequenceClassifier {
         let last = shape.layers - 1
         let H = shape.hiddenSize, I = shape.intermediateSize, N = B * T, nh = shape.heads(inLayer: last), dh = shape.headSize
         let A = shape.attentionWidth(layer: last)
-        let p = layerOffsets[last], eps = shape.layerNormEps, ln = names.layers[last]
+        let p = layerOffsets[last], eps = shape.layerNormEps, ln = names.layers[shape.storedLayer(last)]
         // cls (B, H): the [CLS] row of each sequence.
         let cls = floats.take(B * H)
         for b in 0..<B { (cls + b * H).update(from: x + b * T * H, count: H) }
@@ -351,7 +389,7 @@ final class SequenceClassifier {
         sk_layernorm_forward(norm1, norm1Mean, norm1Rstd, residual1, value(p.norm1Weight), value(p.norm1Bias), Int32(B), Int32(H), eps)
         let ffnPre = floats.take(B * I), ffnAct = ffnPre   // inference only: GELU in place
         encoderLinear(hook, [ln.ffnIn], out: ffnPre, inp: norm1, weight: value(p.ffnInWeight), bias: nil, rows: B, inFeatures: H, outFeatures: I)
-        sk_bias_gelu_forward(ffnAct, ffnPre, value(p.ffnInBias), Int32(B), Int32(I))
+        biasActivation(ffnAct, ffnPre, bias: value(p.ffnInBias), rows: B, columns: I)
         let residual2 = floats.take(B * H)
         encoderLinear(hook, [ln.ffnOut], out: residual2, inp: ffnAct, weight: value(p.ffnOutWeight), bias: value(p.ffnOutBias),
                       rows: B, inFeatures: I, outFeatures: H)
@@ -366,15 +404,15 @@ final class SequenceClassifier {
         let n = batch * length
         guard inputIds.count == n else { throw ModelInputError(problem: "\(inputIds.count) input ids for batch \(batch) x length \(length) (\(n) expected)") }
         guard attentionMask.count == n else { throw ModelInputError(problem: "attention mask has \(attentionMask.count) entries, \(n) expected") }
-        guard length <= shape.maxPositions else {
-            throw ModelInputError(problem: "sequence length \(length) exceeds the model's \(shape.maxPositions) positions")
+        guard length <= shape.maxSequenceLength else {
+            throw ModelInputError(problem: "sequence length \(length) exceeds the model's \(shape.maxSequenceLength) positions")
         }
         if let bad = inputIds.firstIndex(where: { $0 < 0 || Int($0) >= shape.vocabSize }) {
             throw ModelInputError(problem: "token id \(inputIds[bad]) at row \(bad / length), position \(bad % length) is outside the vocabulary of \(shape.vocabSize)")
         }
         if let tokenTypeIds {
             guard tokenTypeIds.count == n else { throw ModelInputError(problem: "token type ids have \(tokenTypeIds.count) entries, \(n) expected") }
-            guard shape.modelType == .bert else { throw ModelInputError(problem: "DistilBERT takes no token type ids") }
+            guard names.tokenTypeEmbeddings != nil else { throw ModelInputError(problem: "DistilBERT takes no token type ids") }
             if let bad = tokenTypeIds.firstIndex(where: { $0 < 0 || Int($0) >= shape.typeVocabSize }) {
                 throw ModelInputError(problem: "token type id \(tokenTypeIds[bad]) at row \(bad / length) is outside 0..<\(shape.typeVocabSize)")
             }
@@ -417,15 +455,16 @@ final class SequenceClassifier {
                              dout: dLogitsBuffer, inp: saved.headDropped ?? saved.headAct, weight: value(names.headOutput + ".weight"),
                              rows: B, inFeatures: D, outFeatures: numLabels)
         if let mask = saved.headMask { Dropout.backward(dinp: dHead, dout: dHead, mask: mask, count: B * D) }
-        let usesTanh = head == .bertPooler
+        let usesTanh = head.usesTanh
         for i in 0..<(B * D) {
             let a = saved.headAct[i]
             dHead[i] *= usesTanh ? 1 - a * a : (saved.headPre[i] > 0 ? 1 : 0)
         }
         let dPooled = frozenEncoder ? nil : floats.take(B * K * H)
         LinearLayer.backward(dinp: dPooled, dweight: gradient(names.headHidden + ".weight"), dbias: gradient(names.headHidden + ".bias"),
-                             dout: dHead, inp: saved.pooled, weight: value(names.headHidden + ".weight"), rows: B, inFeatures: K * H, outFeatures: D)
+                             dout: dHead, inp: saved.pooledDropped ?? saved.pooled, weight: value(names.headHidden + ".weight"), rows: B, inFeatures: K * H, outFeatures: D)
         guard let dPooled else { return }
+        if let mask = saved.pooledMask { Dropout.backward(dinp: dPooled, dout: dPooled, mask: mask, count: B * K * H) }
 
         // dx (N, H): gradient at the current layer's output, walking down.
         let dx = floats.take(N * H, zeroed: true)
@@ -460,7 +499,7 @@ final class SequenceClassifier {
             if let mask = a.ffnMask { Dropout.backward(dinp: dProjection, dout: dResidual, mask: mask, count: N * H); dFfnOut = UnsafePointer(dProjection) }
             LinearLayer.backward(dinp: dFfn, dweight: gradient(p.ffnOutWeight), dbias: gradient(p.ffnOutBias), dout: dFfnOut,
                                  inp: a.ffnAct, weight: value(p.ffnOutWeight), rows: N, inFeatures: I, outFeatures: H)
-            sk_gelu_backward(dFfn, a.ffnPre, dFfn, N * I)
+            activationBackward(dFfn, pre: a.ffnPre, count: N * I)
             LinearLayer.backward(dinp: dNorm1, dweight: gradient(p.ffnInWeight), dbias: gradient(p.ffnInBias), dout: dFfn,
                                  inp: a.norm1, weight: value(p.ffnInWeight), rows: N, inFeatures: H, outFeatures: I)
             sk_accumulate(dNorm1, dResidual, N * H)
@@ -487,15 +526,38 @@ final class SequenceClassifier {
             addExtra(l)
         }
 
-        // Embeddings: hidden[0] = dropout(LN(embeddingSum)).
-        if let mask = saved.embeddingMask { Dropout.backward(dinp: dx, dout: dx, mask: mask, count: N * H) }
-        let dEmbedding = floats.take(N * H, zeroed: true)
-        sk_layernorm_backward(dEmbedding, gradient(names.embeddingNorm + ".weight"), gradient(names.embeddingNorm + ".bias"), dx,
+        // Embeddings: hidden[0] = dropout(LN(embeddingSum)), for ALBERT widened: hidden[0] = narrow Wm^T + bm.
+        let E = shape.embeddingSize
+        var dNarrow = dx
+        if let projection = names.embeddingProjection, let narrow = saved.embeddingNarrow {
+            dNarrow = floats.take(N * E)
+            LinearLayer.backward(dinp: dNarrow, dweight: gradient(projection + ".weight"), dbias: gradient(projection + ".bias"), dout: dx,
+                                 inp: narrow, weight: value(projection + ".weight"), rows: N, inFeatures: E, outFeatures: H)
+        }
+        if let mask = saved.embeddingMask { Dropout.backward(dinp: dNarrow, dout: dNarrow, mask: mask, count: N * E) }
+        let dEmbedding = floats.take(N * E, zeroed: true)
+        sk_layernorm_backward(dEmbedding, gradient(names.embeddingNorm + ".weight"), gradient(names.embeddingNorm + ".bias"), dNarrow,
                               saved.embeddingSum, value(names.embeddingNorm + ".weight"), saved.embeddingMean, saved.embeddingRstd,
-                              Int32(N), Int32(H))
+                              Int32(N), Int32(E))
         Embeddings.backward(dword: gradient(names.wordEmbeddings), dposition: gradient(names.positionEmbeddings),
                             dtokenType: names.tokenTypeEmbeddings.map { gradient($0) }, dout: dEmbedding, ids: saved.ids,
-                            types: saved.types, batch: B, length: T, hidden: H)
+                            positions: saved.positions, types: saved.types, batch: B, length: T, hidden: E)
+    }
+
+    /// out (rows, columns) = act(pre + bias), the bias added into pre (kept for the backward); out may be pre.
+    private func biasActivation(_ out: FloatPointer, _ pre: FloatPointer, bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+        switch shape.activation {
+        case .gelu: sk_bias_gelu_forward(out, pre, bias, Int32(rows), Int32(columns))
+        case .geluTanh: TanhGELU.forward(out: out, pre: pre, bias: bias, rows: rows, columns: columns)
+        }
+    }
+
+    /// d (count) = d * act'(pre), in place.
+    private func activationBackward(_ d: FloatPointer, pre: UnsafePointer<Float>, count: Int) {
+        switch shape.activation {
+        case .gelu: sk_gelu_backward(d, pre, d, count)
+        case .geluTanh: TanhGELU.backward(dpre: d, pre: pre, dout: d, count: count)
+        }
     }
 
     // ---------------------------------------------------------------- inspection

@@ -34,7 +34,8 @@ extension Classifier: DeployableModel {
         return count
     }
 
-    var maxPositions: Int { config.maxPositionEmbeddings }
+    /// The longest sequence the model takes (RoBERTa's position table starts at pad + 1).
+    var maxPositions: Int { network.shape.maxSequenceLength }
 
     func probabilities(sequences: [[Int]], rows: [Int], batchSize: Int) throws -> [Float] {
         try Evaluator.probabilities(network: network, sequences: sequences, rows: rows, padID: tokenizer.padId, batchSize: batchSize)

@@ -15,6 +15,14 @@ struct GradientCheckTests {
         shape.typeVocabSize = 0
         return shape
     }
+    /// RoBERTa with pad id 0 (the batch's pad), so positions run 1, 2, … over the real tokens.
+    static let tinyRoberta = EncoderShape(modelType: .roberta, vocabSize: 23, hiddenSize: 8, layers: 2, heads: 2,
+                                          intermediateSize: 12, maxPositions: 9, typeVocabSize: 1, layerNormEps: 1e-5,
+                                          hiddenDropout: 0.2, attentionDropout: 0.2, classifierDropout: 0.2, paddingIndex: 0)
+    /// ALBERT: embeddings 6 wide, one layer run 3 times, gelu_new.
+    static let tinyAlbert = EncoderShape(modelType: .albert, vocabSize: 23, hiddenSize: 8, layers: 3, heads: 2,
+                                         intermediateSize: 12, maxPositions: 9, typeVocabSize: 2, layerNormEps: 1e-12,
+                                         hiddenDropout: 0.2, attentionDropout: 0.2, classifierDropout: 0.2, embeddingSize: 6)
 
     // Two sequences of length 6, the second with two padding tokens.
     static let batch = 2, length = 6
@@ -27,7 +35,8 @@ struct GradientCheckTests {
 
     static func loss(_ model: SequenceClassifier, training: Bool, step: UInt64) throws -> Double {
         model.dropoutStep = step
-        let logits = try model.forward(inputIds: ids, attentionMask: mask, tokenTypeIds: model.shape.modelType == .bert ? types : nil,
+        let logits = try model.forward(inputIds: ids, attentionMask: mask,
+                                       tokenTypeIds: [.bert, .albert].contains(model.shape.modelType) ? types : nil,
                                        batch: batch, length: length, training: training)
         return zip(logits, lossWeights).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
     }
@@ -49,7 +58,7 @@ struct GradientCheckTests {
             var direction = (0..<view.count).map { _ in Float.random(in: -1...1, using: &generator) }
             if view.name == model.names.wordEmbeddings || view.name == model.names.positionEmbeddings {
                 // Only rows the batch reads have a gradient; keep the direction on them to test something.
-                let used = Set(view.name == model.names.wordEmbeddings ? ids.map(Int.init) : Array(0..<length))
+                let used = Set(view.name == model.names.wordEmbeddings ? ids.map(Int.init) : usedPositions(model.shape))
                 for row in 0..<view.shape[0] where !used.contains(row) {
                     for c in 0..<view.shape[1] { direction[row * view.shape[1] + c] = 0 }
                 }
@@ -69,6 +78,16 @@ struct GradientCheckTests {
         }
     }
 
+    /// The position rows the batch reads: 0..<T, or RoBERTa's ids counted from the pad + 1.
+    static func usedPositions(_ shape: EncoderShape) -> [Int] {
+        guard let pad = shape.paddingIndex else { return Array(0..<length) }
+        var out = [Int32](repeating: 0, count: ids.count)
+        ids.withUnsafeBufferPointer { i in
+            out.withUnsafeMutableBufferPointer { Embeddings.robertaPositions(out: $0.baseAddress!, ids: i.baseAddress!, paddingIndex: Int32(pad), batch: batch, length: length) }
+        }
+        return out.map(Int.init)
+    }
+
     static let heads: [(String, EncoderShape, ClassifierHead, Pooling)] = [
         ("bert pooler", tinyBert, .bertPooler, .cls),
         ("distilbert head", tinyDistil, .distilbert, .cls),
@@ -78,6 +97,9 @@ struct GradientCheckTests {
         ("seed head on distilbert, mean", tinyDistil, .seedMLP(hidden: 6), .mean),
         // use_multi_layers: [CLS] of every hidden state of the 2-layer encoder, the embedding output included.
         ("seed head on the last 3 hidden states' [CLS]", tinyBert, .seedMLP(hidden: 6, layers: 3), .mean),
+        ("roberta head", tinyRoberta, .roberta, .cls),
+        ("albert: shared layer, factorized embeddings, pooler", tinyAlbert, .bertPooler, .cls),
+        ("seed head on albert, mean", tinyAlbert, .seedMLP(hidden: 6), .mean),
     ]
 
     @Test("with dropout off, every parameter's gradient matches finite differences", arguments: heads.indices)
@@ -87,7 +109,7 @@ struct GradientCheckTests {
     }
 
     @Test("with dropout on and the masks replayed, every parameter's gradient matches finite differences",
-          arguments: [0, 1, 3, 6])
+          arguments: [0, 1, 3, 6, 7, 8])
     func dropoutOn(index: Int) throws {
         let (_, shape, head, pooling) = Self.heads[index]
         try Self.check(SequenceClassifier(shape: shape, head: head, numLabels: Self.numLabels, pooling: pooling), training: true)

@@ -31,10 +31,14 @@ struct PyTorchParityTests {
             let ours = model.store.gradientTensor(view.name).scalars
             if reference.entry(named: "grad." + view.name) != nil {
                 let theirs = try reference.tensor(named: "grad." + view.name).scalars
-                if ModelFixture.norm(theirs) < 1e-9 {
+                if ModelFixture.norm(theirs) < 1e-9 || view.name.hasSuffix("key.bias") {
                     // The key bias gradient is zero in exact arithmetic (softmax ignores a shift shared by a
-                    // row's scores); both sides hold rounding noise near 1e-13, so compare absolutely.
-                    #expect(ModelFixture.norm(ours) < 1e-9, "grad.\(view.name): norm \(ModelFixture.norm(ours)), PyTorch's is ~0")
+                    // row's scores); both sides hold rounding noise (near 1e-13 for bert-tiny, up to 1e-7 for
+                    // the larger weights of the XLM-R and ALBERT fixtures, against gradients of 1e-2 and more),
+                    // so compare absolutely.
+                    let bound = ModelFixture.norm(theirs) < 1e-9 ? 1e-9 : 1e-6
+                    #expect(ModelFixture.norm(theirs) < bound && ModelFixture.norm(ours) < bound,
+                            "grad.\(view.name): norm \(ModelFixture.norm(ours)), PyTorch's \(ModelFixture.norm(theirs)) (~0)")
                 } else {
                     let error = ModelFixture.relativeError(ours, theirs)
                     #expect(error <= 1e-4, "grad.\(view.name): relative error \(error)")

@@ -18,7 +18,7 @@ struct AdamWTests {
     }
 
     @Test("one step matches torch.optim.AdamW on every parameter of the fixture models",
-          arguments: ["bert-tiny", "distilbert-tiny"])
+          arguments: ["bert-tiny", "distilbert-tiny", "xlmr-tiny", "albert-tiny"])
     func matchesPyTorchOnFixture(folder: String) throws {
         let (store, reference) = try Self.storeFromFixture(folder)
         let optimizer = AdamW(store: store, learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.01)
@@ -31,7 +31,8 @@ struct AdamWTests {
             #expect(difference <= 1e-6, "\(view.name): max |Δ| \(difference)")
             worst = max(worst, difference)
         }
-        #expect(store.views.count >= 40)
+        // Every tensor of the fixture (ALBERT's shared layer makes its model the smallest: 27).
+        #expect(store.views.count >= 27)
         #expect(worst <= 1e-6)
     }
 

@@ -67,15 +67,18 @@ enum StudentFactory {
         var config = teacher.config
         config.numLayers = layers.count
         // A head-pruned teacher: student layer i has the heads of teacher layer layers[i].
-        config.prunedHeads = Dictionary(uniqueKeysWithValues: layers.enumerated().compactMap { i, t in
-            teacher.config.prunedHeads[t].map { (i, $0) }
-        })
+        // An ALBERT teacher's student is ALBERT with fewer repeats of the same shared layer (its heads too).
+        if config.modelType != .albert {
+            config.prunedHeads = Dictionary(uniqueKeysWithValues: layers.enumerated().compactMap { i, t in
+                teacher.config.prunedHeads[t].map { (i, $0) }
+            })
+        }
         let source = teacher.network
         let network = SequenceClassifier(shape: EncoderShape(config), head: source.head, numLabels: source.numLabels,
                                          pooling: source.pooling, dropoutSeed: source.dropoutSeed)
         // Layer i of the student is teacher layer layers[i]; everything else keeps its name.
         var from: [String: String] = [:]
-        for (i, t) in layers.enumerated() {
+        for (i, t) in layers.enumerated() where !network.shape.sharesLayers {
             let s = network.names.layers[i], r = source.names.layers[t]
             for (a, b) in [(s.query, r.query), (s.key, r.key), (s.value, r.value), (s.attentionOutput, r.attentionOutput),
                            (s.attentionNorm, r.attentionNorm), (s.ffnIn, r.ffnIn), (s.ffnOut, r.ffnOut), (s.outputNorm, r.outputNorm)] {

@@ -101,7 +101,7 @@ struct PruningStage: CompressionStage {
             result = try StructuredHeads.remove(result, keep: keep)
             let attentionModules = Set(classifier.network.names.layers.flatMap { [$0.query, $0.key, $0.value, $0.attentionOutput] })
             compressed = compressed.filter { !attentionModules.contains($0.name) }
-            let heads = (0..<result.network.shape.layers).map { result.network.shape.heads(inLayer: $0) }
+            let heads = (0..<result.network.shape.storedLayers).map { result.network.shape.heads(inLayer: $0) }
             logger.info("attention heads removed: heads per layer \(classifier.config.numHeads) → \(heads); pruned_heads \(result.config.prunedHeads)")
         }
         if !compressed.isEmpty {

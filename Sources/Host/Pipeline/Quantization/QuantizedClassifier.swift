@@ -342,6 +342,7 @@ struct HeadRecord: Codable {
         switch head {
         case .bertPooler: kind = "bert_pooler"
         case .distilbert: kind = "distilbert"
+        case .roberta: kind = "roberta"
         case .seedMLP(let hidden, let layers): kind = "seed_mlp"; self.hidden = hidden; self.layers = layers == 1 ? nil : layers
         }
     }
@@ -349,6 +350,7 @@ struct HeadRecord: Codable {
     var head: ClassifierHead {
         switch kind {
         case "distilbert": .distilbert
+        case "roberta": .roberta
         case "seed_mlp": .seedMLP(hidden: hidden ?? 256, layers: layers ?? 1)
         default: .bertPooler
         }
