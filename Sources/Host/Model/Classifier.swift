@@ -285,3 +285,13 @@ extension EncoderType {
         }
     }
 }
+
+extension Classifier {
+    /// An independent copy: same config, tokenizer and threshold, its own parameters.
+    func copy() -> Classifier {
+        let copy = SequenceClassifier(shape: network.shape, head: network.head, numLabels: network.numLabels,
+                                      pooling: network.pooling, dropoutSeed: network.dropoutSeed)
+        copy.store.values.update(from: network.store.values, count: network.store.count)
+        return Classifier(network: copy, config: config, tokenizer: tokenizer, tokenizerFiles: tokenizerFiles, threshold: threshold)
+    }
+}

@@ -94,7 +94,7 @@ enum VocabularyTrimming {
     }
 }
 
-/// The recipe stage `trim_vocab` (`--trim_vocab`): trims the previous stage's float model to the
+/// The recipe stage `trim_vocab` (Recipe/Stages/TrimVocab.swift): trims the previous stage's float model to the
 /// vocabulary of the training comments of the run (every row but the held-out ones).
 struct VocabularyTrimStage: CompressionStage {
     let stage: TrimVocabStage
@@ -109,7 +109,7 @@ struct VocabularyTrimStage: CompressionStage {
         let texts = context.dataset.texts
         let training = texts.indices.filter { !heldOut.contains($0) }.map { texts[$0] }
         var corpus: [String] = []
-        if let path = stage.corpus {
+        if case let path = stage.corpus, !path.isEmpty {
             corpus = try CommentTexts.load(contentsOf: URL(fileURLWithPath: path)).texts
         }
         let trainingIds = VocabularyTrimming.keptIds(tokenizer: classifier.tokenizer, trainingTexts: training)

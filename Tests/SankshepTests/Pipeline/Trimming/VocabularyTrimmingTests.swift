@@ -80,6 +80,46 @@ struct VocabularyTrimmingTests {
         #expect(summary["vocab_after"] == Double(kept.count) && (summary["compared"] ?? 0) > 100)
     }
 
+    /// A small random XLM-R or ALBERT classifier made by transformers around a Unigram fixture tokenizer.
+    static let makeModel = """
+        import shutil, sys, torch
+        from transformers import AlbertConfig, AlbertForSequenceClassification, XLMRobertaConfig, XLMRobertaForSequenceClassification
+        kind, tokenizer, out = sys.argv[1:4]
+        torch.manual_seed(0)
+        if kind == "xlmr":
+            model = XLMRobertaForSequenceClassification(XLMRobertaConfig(vocab_size=1002, hidden_size=32, num_hidden_layers=2,
+                num_attention_heads=2, intermediate_size=64, max_position_embeddings=130, type_vocab_size=1, num_labels=1,
+                pad_token_id=1, bos_token_id=0, eos_token_id=2))
+        else:
+            model = AlbertForSequenceClassification(AlbertConfig(vocab_size=800, embedding_size=16, hidden_size=32,
+                num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=130, num_labels=1,
+                pad_token_id=0))
+        model.save_pretrained(out)
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(f"{tokenizer}/{name}", out)
+        """
+
+    @Test("XLM-R and ALBERT: transformers loads the trimmed folder, same tokens and logits within 1e-5",
+          .enabled(if: PythonEnvironment.available), arguments: [("xlmr", "xlmr-nmt-nfkc-1000"), ("albert", "albert-nfkc-cf-800")])
+    func sentencePieceModels(kind: String, fixture: String) throws {
+        let (train, heldOut) = try Self.split()
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let original = folder.appendingPathComponent("original")
+        let made = try PythonEnvironment.run("-c", [Self.makeModel, kind, Fixtures.url("unigram/\(fixture)").path, original.path])
+        try #require(made.status == 0, "\(made.standardError)")
+        let model = try Classifier.load(from: original)
+        let kept = VocabularyTrimming.keptIds(tokenizer: model.tokenizer, trainingTexts: Array(train.prefix(600)))
+        let trimmed = try VocabularyTrimming.trim(model, keeping: kept, tokenizerDirectory: folder.appendingPathComponent("tokenizer"))
+        try trimmed.save(to: folder.appendingPathComponent("trimmed"))
+        let texts = folder.appendingPathComponent("texts.json")
+        try JSONEncoder().encode(Array(heldOut.prefix(300))).write(to: texts)
+        let result = try PythonEnvironment.run("check_trimmed_vocabulary.py", [original.path, folder.appendingPathComponent("trimmed").path, texts.path])
+        #expect(result.status == 0, "\(result.standardOutput) \(result.standardError)")
+        let summary = try JSONDecoder().decode([String: Double].self, from: Data(result.standardOutput.utf8))
+        #expect(summary["vocab_after"] == Double(kept.count) && (summary["compared"] ?? 0) > 20)
+    }
+
     @Test("Unigram: the trimmed piece table gives the same tokens on every held-out text without unseen pieces, in Sankshep and in transformers",
           .enabled(if: PythonEnvironment.available), arguments: unigramFixtures)
     func unigramTokenizer(fixture: String) throws {
