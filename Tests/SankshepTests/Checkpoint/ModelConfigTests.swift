@@ -60,7 +60,7 @@ struct ModelConfigTests {
     }
 
     @Test("configs Sankshep cannot run are refused in one line naming the file", arguments: [
-        (#"{"model_type": "roberta", "hidden_size": 32}"#, "model_type \"roberta\" is not supported"),
+        (#"{"model_type": "gpt2", "hidden_size": 32}"#, "model_type \"gpt2\" is not supported"),
         (#"{"hidden_size": 32}"#, "no model_type"),
         (#"{"model_type": "bert", "hidden_act": "relu"}"#, "hidden_act \"relu\" is not supported"),
         (#"{"model_type": "distilbert", "activation": "gelu_new"}"#, "activation \"gelu_new\" is not supported"),

@@ -132,7 +132,7 @@ struct EncoderShapeTests {
     func unknownType() {
         #expect(throws: CheckpointError.self) { try EncoderShape(json: ["model_type": "gpt2"], file: "x/config.json") }
         do { _ = try EncoderShape(json: ["model_type": "gpt2"], file: "x/config.json") } catch {
-            #expect("\(error)" == "x/config.json: unknown model_type \"gpt2\" (expected \"bert\" or \"distilbert\")")
+            #expect("\(error)" == "x/config.json: unknown model_type \"gpt2\" (expected one of \"bert\", \"distilbert\", \"xlm-roberta\", \"roberta\", \"camembert\", \"albert\")")
         }
         #expect(throws: CheckpointError.self) {
             try EncoderShape(json: ["model_type": "bert", "vocab_size": 10, "hidden_size": 10, "num_hidden_layers": 1,
