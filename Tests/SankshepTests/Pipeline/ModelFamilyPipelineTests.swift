@@ -2,8 +2,8 @@ import Foundation
 import Testing
 @testable import Host
 
-/// The whole pipeline with an XLM-RoBERTa teacher and with an ALBERT teacher, each with a tokenizer of
-/// its own (so the preset student learns from pooled hidden states, as with any teacher whose ids are
+/// The whole pipeline with an XLM-RoBERTa teacher and with an ALBERT teacher, each with a Unigram
+/// tokenizer of its own (so the preset student learns from pooled hidden states, as with any teacher whose ids are
 /// not the student's): baseline, distillation, pruning and quantization complete; the teacher's folders
 /// load in transformers as its own class; every pruning method and every quantizer runs on the teachers.
 @Suite("XLM-RoBERTa and ALBERT teachers through the pipeline", .serialized)
@@ -12,18 +12,13 @@ struct ModelFamilyPipelineTests {
                         "--epochs", "1", "--fine_tune_epochs", "1", "--calib_samples", "32", "--quant_calibration_batches", "2",
                         "--max_length", "64", "--threads", "1"]
 
-    /// A small random teacher folder of `type` with a WordPiece vocabulary of its own: the bundled one with
-    /// its first two entries swapped (XLM-R: <pad> is id 1, so positions count from 2) or 500 entries added.
+    /// A small random teacher folder of `type` with a SentencePiece Unigram tokenizer.json of its own
+    /// (Fixtures/unigram, made by scripts/fixtures/make_unigram_tokenizers.py): XLM-R's <pad> is id 1, so
+    /// its positions count from 2; ALBERT's is 0.
     static func teacher(_ type: ModelConfig.ModelType, in folder: URL) throws -> URL {
-        var entries = try String(contentsOf: Fixtures.bundledTokenizer.appendingPathComponent("vocab.txt"), encoding: .utf8)
-            .split(separator: "\n").map(String.init)
-        if type == .xlmRoberta { entries.swapAt(0, 1) } else { entries += (0..<500).map { "[unused\($0)]" } }
-        let tokenizerFolder = folder.appendingPathComponent("tokenizer-\(type.rawValue)")
-        try FileManager.default.createDirectory(at: tokenizerFolder, withIntermediateDirectories: true)
-        try (entries.joined(separator: "\n") + "\n").write(to: tokenizerFolder.appendingPathComponent("vocab.txt"), atomically: true, encoding: .utf8)
-        try FileManager.default.copyItem(at: Fixtures.bundledTokenizer.appendingPathComponent("tokenizer_config.json"),
-                                         to: tokenizerFolder.appendingPathComponent("tokenizer_config.json"))
-        let tokenizer = try BertTokenizer(directory: tokenizerFolder)
+        let tokenizerFolder = Fixtures.url(type == .xlmRoberta ? "unigram/xlmr-nmt-nfkc-1000" : "unigram/albert-nfkc-cf-800")
+        let tokenizer = try TokenizerFolder.load(tokenizerFolder)
+        #expect(tokenizer is PipelineTokenizer && tokenizer.padId == (type == .xlmRoberta ? 1 : 0))
         let config = ModelConfig(modelType: type, vocabSize: tokenizer.vocabularySize, hiddenSize: 32, numLayers: 2, numHeads: 2,
                                  intermediateSize: 64, maxPositionEmbeddings: type == .xlmRoberta ? 66 : 64,
                                  layerNormEps: type == .xlmRoberta ? 1e-5 : 1e-12, padTokenId: tokenizer.padId, embeddingSize: 16)
