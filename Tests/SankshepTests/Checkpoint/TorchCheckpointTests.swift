@@ -255,6 +255,19 @@ struct TorchCheckpointTests {
         #expect(!message.isEmpty)
     }
 
+    @Test("a storage named by two tensors with two element counts is refused, not read past its decoded values (found by fuzzing)")
+    func storageWithTwoCounts() throws {
+        let folder = try CheckpointTempFolder()
+        let file = folder.file("pytorch_model.bin")
+        let pickle = PickleBytes.stateDict([
+            ("small", { $0.tensor(storage: "0", elements: 2, offset: 0, size: [2], stride: [1]) }),
+            ("large", { $0.tensor(storage: "0", elements: 6, offset: 0, size: [6], stride: [1]) }),
+        ])
+        try writeTorchZip(to: file, members: ["data.pkl": Data(pickle), "data/0": littleEndianFloatBytes([1, 2, 3, 4, 5, 6])])
+        let message = oneLineCheckpointError(naming: file.path) { _ = try TorchCheckpoint.read(file) }
+        #expect(message.contains("storage 0 is referenced with 2 and with 6 elements"), "\(message)")
+    }
+
     @Test("a big-endian checkpoint is refused rather than read with swapped bytes")
     func bigEndian() throws {
         let folder = try CheckpointTempFolder()
