@@ -1,4 +1,5 @@
-// GEMM through OpenBLAS, split across the kernels' own thread pool, with the plain loop it must agree with.
+// GEMM through OpenBLAS (or, for a linear layer's forward, gemm_avx512.c / gemm_avx2.c), split across the
+// kernels' own thread pool, with the plain loop it must agree with.
 //
 // OpenBLAS always runs single-threaded here: its worker threads busy-wait (sched_yield) between calls,
 // and on a 2-core machine they fight the host's own threads (the parallel loops of parallel.c, the
@@ -17,6 +18,8 @@ enum { SK_SGEMM_PARALLEL_MACS = 1 << 19 };
 // Slices start at multiples of this many columns/rows: OpenBLAS's register tiles stay whole and
 // every slice of C starts on a 64-byte boundary when the row does.
 enum { SK_SGEMM_SLICE_ALIGN = 16 };
+// Below this many rows a linear layer's forward uses the AVX2 dot-product kernel on CPUs without AVX-512.
+enum { SK_SGEMM_NT_AVX2_MAX_ROWS = 128 };
 
 void sk_set_threads(int threads) {
     if (threads < 1) threads = 1;
@@ -32,6 +35,11 @@ static void sgemm_one_thread(bool transpose_a, bool transpose_b, int M, int N, i
     // A linear layer's forward (x · Wᵀ) on AVX-512 when the CPU has it, at any number of rows
     // (gemm_avx512.c picks dot products or packed strips by the row count).
     if (!transpose_a && transpose_b && sk_sgemm_nt_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+        return;
+    // Without AVX-512, the same product at the row counts of inference on AVX2 + FMA (gemm_avx2.c);
+    // from SK_SGEMM_NT_AVX2_MAX_ROWS rows on, OpenBLAS's packed kernels win.
+    if (!transpose_a && transpose_b && M < SK_SGEMM_NT_AVX2_MAX_ROWS &&
+        sk_sgemm_nt_avx2(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
         return;
     cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans,
                 transpose_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -93,15 +101,6 @@ void sk_sgemm(bool transpose_a, bool transpose_b, int M, int N, int K,
     sk_parallel_for(parts, sgemm_parts, &job);
 }
 
-void sk_sgemm_strided_batched(bool transpose_a, bool transpose_b, int M, int N, int K,
-                              float alpha, const float *A, int lda, long stride_a,
-                              const float *B, int ldb, long stride_b,
-                              float beta, float *C, int ldc, long stride_c, int batch) {
-    for (int b = 0; b < batch; b++) {
-        sk_sgemm(transpose_a, transpose_b, M, N, K, alpha, A + b * stride_a, lda,
-                 B + b * stride_b, ldb, beta, C + b * stride_c, ldc);
-    }
-}
 void sk_sgemm_reference(bool transpose_a, bool transpose_b, int M, int N, int K,
                         float alpha, const float *A, int lda, const float *B, int ldb,
                         float beta, float *C, int ldc) {

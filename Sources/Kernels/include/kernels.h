@@ -31,19 +31,19 @@ void sk_sgemm(bool transpose_a, bool transpose_b, int M, int N, int K,
               float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc);
 
-/// Batched strided GEMM: for b in 0..<batch, C_b = alpha * op(A_b) @ op(B_b) + beta * C_b,
-/// with A_b = A + b * stride_a (etc.). Used by attention for (batch * heads) small products.
-void sk_sgemm_strided_batched(bool transpose_a, bool transpose_b, int M, int N, int K,
-                              float alpha, const float *A, int lda, long stride_a,
-                              const float *B, int ldb, long stride_b,
-                              float beta, float *C, int ldc, long stride_c, int batch);
-
 /// C = alpha * A @ B^T + beta * C on AVX-512 (gemm_avx512.c), one thread. Returns false, touching
 /// nothing, when the CPU has no AVX-512 (or SANKSHEP_NO_AVX512=1) or memory for the packed strip
 /// runs out; sk_sgemm then uses OpenBLAS. sk_sgemm calls it for every product of this shape.
 bool sk_sgemm_nt_avx512(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                         float beta, float *C, int ldc);
 bool sk_sgemm_nt_avx512_available(void);
+
+/// The same product on AVX2 + FMA (gemm_avx2.c), one thread, nothing packed: dot products of rows of A
+/// and rows of B. Returns false, touching nothing, when the CPU lacks AVX2/FMA (or SANKSHEP_NO_SIMD=1).
+/// sk_sgemm calls it on CPUs without AVX-512 for products of this shape with few rows.
+bool sk_sgemm_nt_avx2(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                      float beta, float *C, int ldc);
+bool sk_sgemm_nt_avx2_available(void);
 
 /// The plain triple loop that sk_sgemm must agree with.
 void sk_sgemm_reference(bool transpose_a, bool transpose_b, int M, int N, int K,
@@ -95,7 +95,7 @@ void sk_masked_softmax_rows_reference(float *probs, const float *scores, const f
 
 /// One attention head without dropout (attention.c): probs (T, T) = masked softmax(scale * Q K^T) under
 /// key_mask (T), context (T, dh) = probs @ V, with Q, K, V (T, dh) views of row stride ld and context of
-/// row stride ldc. Returns false, touching nothing, where it has no fast path (no AVX-512, T > 512,
+/// row stride ldc. Returns false, touching nothing, where it has no fast path (no AVX2 + FMA, T > 512,
 /// dh > 256, out of memory): the caller then uses GEMMs. Each thread keeps a (dh, T) copy of K for it.
 bool sk_attention_head_forward(float *probs, float *context, int ldc, const float *q, const float *k,
                                const float *v, int ld, const float *key_mask, int T, int dh, float scale);

@@ -47,12 +47,6 @@ void sk_quant_set_kernel_level(int level);
 /// "portable", "avx2", "avx512-vnni".
 const char *sk_quant_kernel_name(int level);
 
-/// True when the level in use is AVX2 or above.
-bool sk_quant_uses_avx2(void);
-
-/// false: sk_quant_set_kernel_level(SK_KERNELS_PORTABLE); true: sk_quant_set_kernel_level(-1).
-void sk_quant_set_simd(bool enabled);
-
 /// Sets how many threads the quantized kernels' loops use (sk_get_threads()) while leaving OpenBLAS's
 /// own count as it was. A plugin library carries its own copy of these kernels but shares the
 /// process's OpenBLAS with the host, so it must not change the host's BLAS setting.

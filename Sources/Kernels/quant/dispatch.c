@@ -32,10 +32,6 @@ const char *sk_quant_kernel_name(int level) {
 
 bool sk_quant_has_avx2(void) { return sk_quant_kernel_level() >= SK_KERNELS_AVX2; }
 
-bool sk_quant_uses_avx2(void) { return sk_quant_has_avx2(); }
-
-void sk_quant_set_simd(bool enabled) { sk_quant_set_kernel_level(enabled ? -1 : SK_KERNELS_PORTABLE); }
-
 void sk_quant_set_threads(int threads) {
     int blas_threads = openblas_get_num_threads();
     sk_set_threads(threads);

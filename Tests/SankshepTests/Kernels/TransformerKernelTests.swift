@@ -33,7 +33,7 @@ struct TransformerKernelTests {
             sk_attention_head_forward(&probs, &context, Int32(ldc), qkv.baseAddress!, qkv.baseAddress! + dh,
                                       qkv.baseAddress! + 2 * dh, Int32(ld), mask, Int32(T), Int32(dh), scale)
         }
-        guard ran else { return }   // no AVX-512 here: the GEMM path runs, which the model tests cover
+        guard ran else { return }   // no AVX2 here: the GEMM path runs, which the model tests cover
         qkv.withUnsafeBufferPointer { qkv in
             sk_attention_head_forward_reference(&slowProbs, &slowContext, Int32(ldc), qkv.baseAddress!, qkv.baseAddress! + dh,
                                                 qkv.baseAddress! + 2 * dh, Int32(ld), mask, Int32(T), Int32(dh), scale)
