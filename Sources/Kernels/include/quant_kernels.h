@@ -59,6 +59,47 @@ void sk_float_to_half(const float *x, uint16_t *h, size_t n);
 /// IEEE half -> float (exact).
 void sk_half_to_float(const uint16_t *h, float *x, size_t n);
 
+// ================================================================ packed block layouts
+//
+// The blocks the packed run-time layouts are made of, as C structs whose sizes are checked at compile
+// time (as ggml-common.h does), so a plugin that builds or reads packed weights itself sees the same
+// bytes the kernels read. A panel is SK_PANEL_CHANNELS output channels; its blocks follow each other
+// along K, and panels follow each other along N.
+
+/// Output channels per panel of every packed integer layout: the int32 lanes of one zmm register.
+#define SK_PANEL_CHANNELS 16
+
+/// One step of an INT8 panel: 4 consecutive inputs of 16 channels, channel c's 4 bytes at 4c..4c+3
+/// (what one int32 lane of vpdpbusd, or of vpmaddubsw + vpmaddwd, sums), every byte stored as w + 128
+/// (padding inputs and channels as 128: weight 0). A panel is sk_int8_padded_k(K) / 4 such steps.
+typedef struct {
+    uint8_t offset_weights[SK_PANEL_CHANNELS][4];   // [channel][input], w + 128
+} sk_int8_panel_step;
+
+/// Two steps (8 consecutive inputs 8t..8t+7) of an INT4 panel: byte [c][i] holds channel c's code for
+/// input 8t + i in its low nibble and for input 8t + 4 + i in its high nibble, so one load, an and, a
+/// shift and an and give both steps' codes. Padding channels hold code 8 (weight 0). A panel is K / 8
+/// such pairs; after all panels' codes come the group scales, per panel and group one
+/// sk_int4_panel_scales.
+typedef struct {
+    uint8_t codes[SK_PANEL_CHANNELS][4];            // [channel][input within the step], low | high << 4
+} sk_int4_panel_pair;
+
+/// The int8 group scales s of one panel and one group, channel c at [c] (padding channels 0).
+typedef struct {
+    int8_t scales[SK_PANEL_CHANNELS];
+} sk_int4_panel_scales;
+
+#ifdef __cplusplus
+static_assert(sizeof(sk_int8_panel_step) == 64, "an INT8 panel step is one 64-byte load");
+static_assert(sizeof(sk_int4_panel_pair) == 64, "an INT4 panel pair is one 64-byte load");
+static_assert(sizeof(sk_int4_panel_scales) == 16, "an INT4 panel's group scales are 16 bytes");
+#else
+_Static_assert(sizeof(sk_int8_panel_step) == 64, "an INT8 panel step is one 64-byte load");
+_Static_assert(sizeof(sk_int4_panel_pair) == 64, "an INT4 panel pair is one 64-byte load");
+_Static_assert(sizeof(sk_int4_panel_scales) == 16, "an INT4 panel's group scales are 16 bytes");
+#endif
+
 // ================================================================ INT8 (per-channel weights)
 //
 // Weights: symmetric per output channel, scale_n = max|W[n, :]| / 127, q = round(W / scale_n) in
@@ -84,8 +125,8 @@ size_t sk_int8_packed_bytes(int N, int K);
 size_t sk_int8_weights_bytes(int N, int K);
 
 /// Wq (N, K) -> packed (sk_int8_packed_bytes(N, K) bytes): panels of 16 output channels, each
-/// panel sk_int8_padded_k(K)/4 steps of 16 × 4 bytes (channel c's four inputs at 4c), every byte
-/// stored as w + 128; K and N padded with weight 0 (byte 128). int8.c says why.
+/// panel sk_int8_padded_k(K)/4 sk_int8_panel_step blocks; K and N padded with weight 0 (byte 128).
+/// int8.c says why.
 void sk_pack_weights_int8(const int8_t *Wq, int N, int K, int8_t *packed);
 
 /// packed -> Wq (N, K): the inverse of sk_pack_weights_int8 (a layer keeps only the packed copy and

@@ -46,9 +46,9 @@
 enum {
     Q4_STEP = 4,                // inputs per int32 lane
     Q4_PAIR_INPUTS = 8,         // inputs per 64-byte panel step: two steps, low and high nibbles
-    Q4_PAIR_BYTES = 64,
+    Q4_PAIR_BYTES = sizeof(sk_int4_panel_pair),
     Q4_MR = 4,                  // rows of x per register tile
-    Q4_NR = 16,                 // channels per panel
+    Q4_NR = SK_PANEL_CHANNELS,  // channels per panel
     Q4_GROUP_PAD = 16,          // the activation group sums' row length is a multiple of this
     Q4_MAX_K = 8192,            // keeps K·15·128·127 inside int32
     Q4_X_BLOCK_BYTES = 96 * 1024,
@@ -224,19 +224,12 @@ static inline const uint8_t *panel_codes(const int4_job *job, int p) {
 }
 
 static inline const int8_t *panel_group_scales(const int4_job *job, int p, int g) {
-    return job->scales + ((size_t)p * job->groups + g) * Q4_NR;
+    return ((const sk_int4_panel_scales *)job->scales)[(size_t)p * job->groups + g].scales;
 }
 
-// Writes one panel's exact sums for `mr` rows (only the real channels); AVX2 and portable share it.
+// One panel's exact sums for `mr` rows into y (quant_common.h): the AVX2 and portable paths share it.
 static inline void store_panel(const int4_job *job, int m, int mr, int n0, int32_t sums[][Q4_NR]) {
-    int valid = job->N - n0 < Q4_NR ? job->N - n0 : Q4_NR;
-    for (int r = 0; r < mr; r++) {
-        float *out = job->y + (size_t)(m + r) * job->N + n0;
-        for (int c = 0; c < valid; c++) {
-            float value = (float)sums[r][c] * (job->row_scales[m + r] * job->channel_scales[n0 + c]);
-            out[c] = job->bias ? value + job->bias[n0 + c] : value;
-        }
-    }
+    sk_store_panel_sums(job->y, job->N, job->row_scales, job->channel_scales, job->bias, m, mr, n0, sums);
 }
 
 // Portable: up to Q4_MR rows times one panel, in plain loops over the packed layout.

@@ -34,7 +34,7 @@
 enum {
     INT8_CHUNK = 32,                  // activation rows are padded to a multiple of this (one ymm)
     INT8_STEP = 4,                    // inputs per int32 lane
-    INT8_NR = 16,                     // output channels per panel
+    INT8_NR = SK_PANEL_CHANNELS,      // output channels per panel
     INT8_STEP_BYTES = INT8_NR * INT8_STEP,
     INT8_OFFSET = 128,                // stored weight byte = w + 128
     INT8_X_BLOCK_BYTES = 256 * 1024,   // quantized activations kept hot in L2 while panels stream
@@ -71,27 +71,25 @@ void sk_dequantize_weights_int8(const int8_t *Wq, const float *scales, int N, in
         for (int k = 0; k < K; k++) W[(size_t)n * K + k] = (float)Wq[(size_t)n * K + k] * scales[n];
 }
 
-// Byte of weight (n, k) inside the packed layout.
-static inline size_t packed_index(int Kp, int n, int k) {
-    return (size_t)(n / INT8_NR) * INT8_NR * Kp + (size_t)(k / INT8_STEP) * INT8_STEP_BYTES
-         + (size_t)(n % INT8_NR) * INT8_STEP + (size_t)(k % INT8_STEP);
+// Byte of weight (n, k) inside the packed layout: panel n / 16, its step k / 4 (quant_kernels.h).
+static inline uint8_t *packed_byte(const int8_t *packed, int Kp, int n, int k) {
+    sk_int8_panel_step *steps = (sk_int8_panel_step *)packed;
+    return &steps[(size_t)(n / INT8_NR) * (Kp / INT8_STEP) + k / INT8_STEP].offset_weights[n % INT8_NR][k % INT8_STEP];
 }
 
 void sk_pack_weights_int8(const int8_t *Wq, int N, int K, int8_t *packed) {
     int Kp = sk_int8_padded_k(K);
-    uint8_t *bytes = (uint8_t *)packed;
-    memset(bytes, INT8_OFFSET, sk_int8_packed_bytes(N, K));   // padding: weight 0
+    memset(packed, INT8_OFFSET, sk_int8_packed_bytes(N, K));   // padding: weight 0
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++)
-            bytes[packed_index(Kp, n, k)] = (uint8_t)((int)Wq[(size_t)n * K + k] + INT8_OFFSET);
+            *packed_byte(packed, Kp, n, k) = (uint8_t)((int)Wq[(size_t)n * K + k] + INT8_OFFSET);
 }
 
 void sk_unpack_weights_int8(const int8_t *packed, int N, int K, int8_t *Wq) {
     int Kp = sk_int8_padded_k(K);
-    const uint8_t *bytes = (const uint8_t *)packed;
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++)
-            Wq[(size_t)n * K + k] = (int8_t)((int)bytes[packed_index(Kp, n, k)] - INT8_OFFSET);
+            Wq[(size_t)n * K + k] = (int8_t)((int)*packed_byte(packed, Kp, n, k) - INT8_OFFSET);
 }
 
 // Activation quantization: one scale per row, values rounded to nearest even and clamped to ±127.
@@ -247,17 +245,9 @@ typedef struct {
 
 enum { INT8_SCALAR_MR = 4 };
 
-// Writes one panel's exact sums for `mr` rows: sums (mr, INT8_NR) -> y rows m.., channels n0.. (only
-// the real channels). The AVX2 and portable paths share it; the VNNI path does the same in zmm.
+// One panel's exact sums for `mr` rows into y (quant_common.h): the AVX2 and portable paths share it.
 static inline void store_panel(const int8_job *job, int m, int mr, int n0, int32_t sums[][INT8_NR]) {
-    int valid = job->N - n0 < INT8_NR ? job->N - n0 : INT8_NR;
-    for (int r = 0; r < mr; r++) {
-        float *out = job->y + (size_t)(m + r) * job->N + n0;
-        for (int c = 0; c < valid; c++) {
-            float value = (float)sums[r][c] * (job->row_scales[m + r] * job->weight_scales[n0 + c]);
-            out[c] = job->bias ? value + job->bias[n0 + c] : value;
-        }
-    }
+    sk_store_panel_sums(job->y, job->N, job->row_scales, job->weight_scales, job->bias, m, mr, n0, sums);
 }
 
 // Portable: up to INT8_SCALAR_MR rows times one panel, in plain loops over the packed layout.

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include "quant_kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define SK_X86 1
@@ -85,6 +87,23 @@ float sk_row_amax_avx2(const float *row, int K);
 /// out[k] = clamp(round_even(row[k] · inverse), ±127) for k < K, zeros for K <= k < Kp (int8.c).
 void sk_quantize_row_avx2(const float *row, int K, int Kp, float inverse, int8_t *out);
 #endif
+
+/// The output step of every integer kernel's AVX2 and portable tiles, for `mr` rows and one panel of
+/// SK_PANEL_CHANNELS channels from n0: y[m + r, n0 + c] = (float)sums[r][c] · (row_scales[m + r] ·
+/// channel_scales[n0 + c]) + bias[n0 + c], only the real channels (n0 + c < N); bias may be NULL.
+/// Multiply, then add (no FMA: FP_CONTRACT is off below), as the VNNI store does, so all levels agree.
+#pragma STDC FP_CONTRACT OFF
+static inline void sk_store_panel_sums(float *y, int N, const float *row_scales, const float *channel_scales,
+                                       const float *bias, int m, int mr, int n0, int32_t sums[][SK_PANEL_CHANNELS]) {
+    int valid = N - n0 < SK_PANEL_CHANNELS ? N - n0 : SK_PANEL_CHANNELS;
+    for (int r = 0; r < mr; r++) {
+        float *out = y + (size_t)(m + r) * N + n0;
+        for (int c = 0; c < valid; c++) {
+            float value = (float)sums[r][c] * (row_scales[m + r] * channel_scales[n0 + c]);
+            out[c] = bias ? value + bias[n0 + c] : value;
+        }
+    }
+}
 
 #if SK_X86
 /// Four activation bytes as one int32, for a broadcast to every lane (no alignment needed).
