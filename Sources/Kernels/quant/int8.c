@@ -17,7 +17,8 @@
 // trick (as ggml does) so that vpmaddubsw cannot saturate: with a = |x| (unsigned) and b = sign(w, x),
 // a · b = x · w and each int16 lane holds |a0·b0 + a1·b1| <= 2 · 128 · 127 = 32512 <= 32767, because
 // weights are quantized to [-127, 127], never -128 (sk_quantize_weights_int8_per_channel clamps).
-// vpmaddwd by 1 then widens the pairs to int32 lanes, 8 channels per ymm.
+// vpmaddwd by 1 then widens the pairs to int32 lanes, 8 channels per ymm. |x| is made once per call for
+// all rows (not per row and step in the tile), so the inner loop spends its vector ALUs on the products.
 //
 // Blocking. A register tile is up to MR rows of x times NP panels; every loaded weight step serves MR
 // rows and every broadcast activation NP panels. Rows of x are taken in blocks that stay in L2 while
@@ -241,6 +242,7 @@ typedef struct {
     float *y;                  // (M, N)
     int level;                 // sk_quant_kernel_level() when the call began
     const int32_t *row_sums;   // (M) Σ_k xq[m, k], for the VNNI offset; NULL on the other levels
+    const uint8_t *magnitudes; // (M, Kp) |xq| as unsigned bytes, for the AVX2 level; NULL on the others
 } int8_job;
 
 enum { INT8_SCALAR_MR = 4 };
@@ -278,6 +280,7 @@ static void panels_portable(const int8_job *job, int m0, int m1, int p0, int p1)
 SK_INLINE SK_TARGET_AVX2 void panel_avx2(const int8_job *job, int m, int mr, int p) {
     const uint8_t *panel = job->packed + (size_t)p * INT8_NR * job->Kp;
     const int8_t *x = job->xq + (size_t)m * job->Kp;
+    const int8_t *xm = (const int8_t *)job->magnitudes + (size_t)m * job->Kp;
     const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
     __m256i acc[INT8_SCALAR_MR][2];
     for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
@@ -286,8 +289,11 @@ SK_INLINE SK_TARGET_AVX2 void panel_avx2(const int8_job *job, int m, int mr, int
         __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)wp), flip);        // channels 0-7
         __m256i w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wp + 32)), flip); // channels 8-15
         for (int r = 0; r < mr; r++) {
-            __m256i xb = _mm256_set1_epi32(sk_load_i32(x + (size_t)r * job->Kp + (size_t)s * INT8_STEP));
-            __m256i magnitude = _mm256_sign_epi8(xb, xb);   // |x| as unsigned bytes
+            size_t at = (size_t)r * job->Kp + (size_t)s * INT8_STEP;
+            __m256i xb = _mm256_set1_epi32(sk_load_i32(x + at));
+            // |x| as unsigned bytes, made once per call (absolute_rows): a broadcast load instead of a
+            // vpsignb per row and step, which competes with the products for the vector ALUs.
+            __m256i magnitude = _mm256_set1_epi32(sk_load_i32(xm + at));
             acc[r][0] = _mm256_add_epi32(acc[r][0],
                 _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(w0, xb)), ones));
             acc[r][1] = _mm256_add_epi32(acc[r][1],
@@ -423,6 +429,19 @@ static void run_panels(void *context, int p0, int p1) {
 static _Thread_local int32_t *row_sums_buffer = NULL;
 static _Thread_local size_t row_sums_capacity = 0;
 
+#if SK_X86
+// magnitudes (count) = |xq| as unsigned bytes (|-128| = 128 fits): the AVX2 tiles' unsigned operand.
+SK_TARGET_AVX2 static void absolute_rows(const int8_t *xq, size_t count, uint8_t *magnitudes) {
+    size_t i = 0;   // count is a multiple of 32 (rows of Kp bytes)
+    for (; i + 32 <= count; i += 32)
+        _mm256_storeu_si256((__m256i *)(magnitudes + i), _mm256_abs_epi8(_mm256_loadu_si256((const __m256i *)(xq + i))));
+}
+
+// This thread's |xq| for the AVX2 level: grows to the largest M · Kp seen, never shrinks.
+static _Thread_local uint8_t *magnitudes_buffer = NULL;
+static _Thread_local size_t magnitudes_capacity = 0;
+#endif
+
 void sk_linear_int8(const int8_t *xq, const float *row_scales, int M, int K,
                     const int8_t *packed, const float *weight_scales, const float *bias, int N, float *y) {
     if (M <= 0 || N <= 0) return;
@@ -442,6 +461,19 @@ void sk_linear_int8(const int8_t *xq, const float *row_scales, int M, int K,
             job.row_sums = row_sums_buffer;
         } else {
             job.level = SK_KERNELS_AVX2;   // out of memory for M sums: the AVX2 path needs none
+        }
+    }
+    if (job.level == SK_KERNELS_AVX2) {
+        size_t bytes = (size_t)M * (size_t)job.Kp;
+        if (bytes > magnitudes_capacity) {
+            uint8_t *grown = realloc(magnitudes_buffer, bytes);
+            if (grown) { magnitudes_buffer = grown; magnitudes_capacity = bytes; }
+        }
+        if (bytes <= magnitudes_capacity) {
+            absolute_rows(xq, bytes, magnitudes_buffer);
+            job.magnitudes = magnitudes_buffer;
+        } else {
+            job.level = SK_KERNELS_PORTABLE;   // out of memory for |xq|: the portable path needs none
         }
     }
 #endif
