@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
                     sk_quant_set_kernel_level(level);
                     double cpu, seconds = best_seconds(kernels[k].fn, &p, &cpu);
                     printf("%-6s %-11s M=%-5d K=%-5d N=%-5d threads=%d  wall %9.1f us %7.1f GFLOP/s   cpu %9.1f us %7.1f GFLOP/s\n",
-                           kernels[k].name, k == 0 ? (sk_sgemm_nt_avx512_available() ? "avx512+blas" : "openblas") : sk_quant_kernel_name(level), M, K, N, threads,
+                           kernels[k].name, k == 0 ? (sk_sgemm_nt_avx512_available() ? "avx512+blas" : sk_sgemm_nt_avx2_available() ? "avx2+blas" : "openblas") : sk_quant_kernel_name(level), M, K, N, threads,
                            seconds * 1e6, 2.0 * M * N * K / seconds * 1e-9, cpu * 1e6, 2.0 * M * N * K / cpu * 1e-9);
                 }
                 sk_quant_set_kernel_level(-1);

@@ -4,6 +4,6 @@
 set -e
 cd "$(dirname "$0")/.."
 out=${TMPDIR:-/tmp}/sankshep_bench_quant
-clang -O3 -fno-math-errno -ISources/Kernels/include scripts/bench_quant.c Sources/Kernels/gemm.c Sources/Kernels/gemm_avx512.c Sources/Kernels/cpu.c \
+clang -O3 -fno-math-errno -ISources/Kernels/include scripts/bench_quant.c Sources/Kernels/gemm.c Sources/Kernels/gemm_avx512.c Sources/Kernels/gemm_avx2.c Sources/Kernels/cpu.c \
     Sources/Kernels/parallel.c Sources/Kernels/quant/*.c -lopenblas -lpthread -lm -o "$out"
 exec "$out" "$@"
