@@ -19,8 +19,13 @@ struct RunContext {
     let jobRun: any TrackingRun
     /// Who ran the job (`--author_name`): the runs' `mlflow.user` and the provenance.
     let author: String
-    /// Parameters every MLflow run of this pipeline records.
+    /// Parameters every MLflow run of this pipeline records (strings, for MLflow only: the stages read
+    /// the typed settings below).
     let parameters: [String: String]
+    /// The data file the comments came from.
+    let dataURL: URL
+    /// Tokens per comment the models are trained and saved with (`--max_length`).
+    let maxLength: Int
     var logger: Logger
 
     var checkpointDirectory: URL { outputDirectory.appendingPathComponent("checkpoints") }
@@ -29,6 +34,19 @@ struct RunContext {
     var distributed: DistributedRun? = nil
     /// The job when it has more than one rank.
     var multiRank: DistributedRun? { distributed.flatMap { $0.communicator.size > 1 ? $0 : nil } }
+
+    /// The MLflow run nested under the job's run, named `name`; a resumed job continues the run whose
+    /// id `runFile` holds rather than starting a second one.
+    func nestedRun(name: String, tags: [String: String], runFile: URL) throws -> any TrackingRun {
+        if resume, let runID = try? String(contentsOf: runFile, encoding: .utf8),
+           let run = try? tracking.resumeRun(experimentID: experimentID, runID: runID) {
+            return run
+        }
+        let run = try tracking.startRun(experimentID: experimentID, name: name, tags: tags, parentRunID: jobRun.runID)
+        try run.logParams(parameters)
+        try AtomicFile.write(Data(run.runID.utf8), to: runFile)
+        return run
+    }
 }
 
 /// The outcome of one fold, saved as JSON when the fold completes so a resumed run skips it.
@@ -71,16 +89,20 @@ struct BaselineStage {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let teacherDirectory = context.outputDirectory.appendingPathComponent("best_model_\(context.tag)")
         let outcomes: [FoldOutcome]
+        // The best fold's model when this run trained it (a resumed run's earlier folds are on disk only).
+        let bestTrained: (fold: Int, classifier: Classifier)?
         if let distributed = context.multiRank, distributed.plan(folds: context.folds.count) == .foldParallel {
-            outcomes = try foldParallel(context, distributed: distributed, directory: directory, teacherDirectory: teacherDirectory) ?? []
+            (outcomes, bestTrained) = try foldParallel(context, distributed: distributed, directory: directory, teacherDirectory: teacherDirectory) ?? ([], nil)
         } else {
-            outcomes = try foldsInTurn(context, directory: directory, teacherDirectory: teacherDirectory)
+            (outcomes, bestTrained) = try foldsInTurn(context, directory: directory, teacherDirectory: teacherDirectory)
         }
         let bestIndex = Self.bestFoldIndex(outcomes)
         try writeFoldSummary(outcomes, context: context)
         try writeBestMetrics(outcomes, best: bestIndex, context: context)
         try adoptTeacherIfMissing(at: teacherDirectory, bestFold: bestIndex + 1, context: context)
-        let teacher = try Classifier.load(from: teacherDirectory, logger: logger)
+        // The teacher in memory is the one just saved; it is read back only when an earlier run trained it.
+        let teacher = try bestTrained.flatMap { $0.fold == bestIndex + 1 ? $0.classifier : nil }
+            ?? Classifier.load(from: teacherDirectory, logger: logger)
         return BaselineOutcome(folds: outcomes, bestFold: bestIndex + 1, teacher: teacher, teacherDirectory: teacherDirectory,
                                heldOut: context.folds[bestIndex].validation)
     }
@@ -106,11 +128,14 @@ struct BaselineStage {
 
     /// Every fold in turn, in one process or data-parallel over every rank of a job; only rank 0
     /// writes (the teacher, the completed folds, MLflow), and a completed fold is what rank 0 read.
-    private func foldsInTurn(_ context: RunContext, directory: URL, teacherDirectory: URL) throws -> [FoldOutcome] {
+    private func foldsInTurn(_ context: RunContext, directory: URL, teacherDirectory: URL) throws
+        -> (outcomes: [FoldOutcome], bestTrained: (fold: Int, classifier: Classifier)?) {
         let logger = context.logger
         let distributed = context.multiRank
         let isRoot = distributed?.isRoot ?? true
         var outcomes: [FoldOutcome] = []
+        // The best fold's model when this run trained it (a resumed run's earlier folds are on disk only).
+        var bestTrained: (fold: Int, classifier: Classifier)?
         for (fold, split) in context.folds.enumerated() {
             let doneFile = directory.appendingPathComponent("fold-\(fold + 1).json")
             if let done = try completedFold(doneFile, context: context, sharedBy: distributed?.communicator) {
@@ -135,6 +160,7 @@ struct BaselineStage {
             if outcome.sweepBest.macroF1 > bestSoFar {
                 classifier.threshold = outcome.sweepBest.threshold
                 try saveTeacher(classifier, to: teacherDirectory, context: context, fold: fold + 1)
+                bestTrained = (fold + 1, classifier)
             }
             try run.logMetrics(outcome.sweepBest.mlflowMetrics.mapKeys { "best_" + $0 }, step: outcome.bestEpoch)
             try run.finish()
@@ -142,7 +168,7 @@ struct BaselineStage {
             logger.info("fold \(fold + 1)/\(context.folds.count): macro-F1 \(String(format: "%.4f", outcome.sweepBest.macroF1)) at threshold \(String(format: "%.2f", outcome.sweepBest.threshold)), best epoch \(outcome.bestEpoch), \(String(format: "%.0f", outcome.seconds)) s")
             outcomes.append(outcome)
         }
-        return outcomes
+        return (outcomes, bestTrained)
     }
 
     /// Fold-parallel: rank r trains folds r, r + size, … alone, exactly as one process trains them, and
@@ -151,7 +177,7 @@ struct BaselineStage {
     /// saves the teacher and logs the fold runs: the artifacts of one process, written once. Returns
     /// the outcomes in fold order on rank 0, nil on the other ranks.
     private func foldParallel(_ context: RunContext, distributed: DistributedRun, directory: URL,
-                              teacherDirectory: URL) throws -> [FoldOutcome]? {
+                              teacherDirectory: URL) throws -> (outcomes: [FoldOutcome], bestTrained: (fold: Int, classifier: Classifier)?)? {
         let logger = context.logger
         let communicator = distributed.communicator
         func modelDirectory(_ fold: Int) -> URL { directory.appendingPathComponent("fold-\(fold).model") }
@@ -173,7 +199,7 @@ struct BaselineStage {
             let isBest = outcome.sweepBest.macroF1 > myBest?.outcome.sweepBest.macroF1 ?? -1
             if isBest {
                 classifier.threshold = outcome.sweepBest.threshold
-                classifier.maxLength = Int(context.parameters["max_length"] ?? "")
+                classifier.maxLength = context.maxLength
                 try classifier.save(to: modelDirectory(fold + 1), extra: ["stage": "baseline", "fold": String(fold + 1)])
                 myBest = (outcome, classifier)
             }
@@ -235,7 +261,7 @@ struct BaselineStage {
         teacher.threshold = outcomes[bestFold - 1].sweepBest.threshold
         try saveTeacher(teacher, to: teacherDirectory, context: context, fold: bestFold)
         for outcome in outcomes { try logGatheredFold(outcome, context: context, directory: directory) }
-        return outcomes
+        return (outcomes, (bestFold, teacher))
     }
 
     /// Trains one fold and measures it: the outcome, and the model with its best epoch's weights.
@@ -318,7 +344,7 @@ struct BaselineStage {
     }
 
     private func saveTeacher(_ classifier: Classifier, to directory: URL, context: RunContext, fold: Int) throws {
-        classifier.maxLength = Int(context.parameters["max_length"] ?? "")
+        classifier.maxLength = context.maxLength
         try classifier.save(to: directory, extra: ["stage": "baseline", "fold": String(fold)])
         // The seed framework's name for the best model's weights, beside its folder.
         try AtomicFile.copy(from: directory.appendingPathComponent("model.safetensors"),
@@ -327,18 +353,8 @@ struct BaselineStage {
 
     private func mlflowRun(_ context: RunContext, name: String, directory: URL, fold: Int) throws -> any TrackingRun {
         // A resumed fold continues its MLflow run rather than starting a second one.
-        let runFile = directory.appendingPathComponent("fold-\(fold + 1).mlflow-run")
-        if context.resume, let runID = try? String(contentsOf: runFile, encoding: .utf8),
-           let run = try? context.tracking.resumeRun(experimentID: context.experimentID, runID: runID) {
-            return run
-        }
-        let run = try context.tracking.startRun(experimentID: context.experimentID, name: name,
-                                                tags: ["sankshep.stage": "baseline", "sankshep.fold": String(fold + 1),
-                                                       "sankshep.tag": context.tag],
-                                                parentRunID: context.jobRun.runID)
-        try run.logParams(context.parameters)
-        try AtomicFile.write(Data(run.runID.utf8), to: runFile)
-        return run
+        try context.nestedRun(name: name, tags: ["sankshep.stage": "baseline", "sankshep.fold": String(fold + 1), "sankshep.tag": context.tag],
+                              runFile: directory.appendingPathComponent("fold-\(fold + 1).mlflow-run"))
     }
 
     private func writeFoldSummary(_ outcomes: [FoldOutcome], context: RunContext) throws {
