@@ -11,6 +11,10 @@ final class PluginLibrary: @unchecked Sendable {
     let version: String
     let methods: [PluginMethod]
     private let services: HostServices
+    /// Position in the process's loading order.
+    let order: Int
+    /// The plugin's `deinit`, until it has been called.
+    private var pendingDeinit: (@convention(c) () -> Void)?
 
     /// Why loading a file did not give a plugin.
     enum Outcome {
@@ -19,7 +23,10 @@ final class PluginLibrary: @unchecked Sendable {
         case notAPlugin(reason: String)
     }
 
-    private init(path: String, name: String, version: String, methods: [PluginMethod], services: HostServices) {
+    private init(path: String, name: String, version: String, methods: [PluginMethod], services: HostServices,
+                 order: Int, finish: (@convention(c) () -> Void)?) {
+        self.order = order
+        self.pendingDeinit = finish
         self.path = path
         self.name = name
         self.version = version
@@ -52,12 +59,13 @@ final class PluginLibrary: @unchecked Sendable {
         }
         // The first two fields are the same in every ABI version: check the version before
         // trusting the layout of anything else.
-        let entry = entryPointer.pointee
-        guard entry.abi_version == UInt32(SANKSHEP_PLUGIN_ABI_VERSION) else {
-            throw PluginError("\(realPath): plugin ABI version \(entry.abi_version), but this host speaks version \(SANKSHEP_PLUGIN_ABI_VERSION)")
+        let abiVersion = UnsafeRawPointer(entryPointer).load(fromByteOffset: 4, as: UInt32.self)
+        guard abiVersion == UInt32(SANKSHEP_PLUGIN_ABI_VERSION) else {
+            throw PluginError("\(realPath): plugin ABI version \(abiVersion), but this host speaks version \(SANKSHEP_PLUGIN_ABI_VERSION)")
         }
-        guard entry.struct_size >= UInt32(MemoryLayout<sk_plugin_entry>.size) else {
-            throw PluginError("\(realPath): entry of \(entry.struct_size) bytes is smaller than ABI v1's \(MemoryLayout<sk_plugin_entry>.size)")
+        var entry = sk_plugin_entry()
+        guard copyTable(entryPointer, minimum: ABIMinimumSize.entry, into: &entry) else {
+            throw PluginError("\(realPath): entry of \(UnsafeRawPointer(entryPointer).load(as: UInt32.self)) bytes is smaller than ABI v1.0's \(ABIMinimumSize.entry)")
         }
         guard let methodCount = entry.method_count, let methodAt = entry.method_at else {
             throw PluginError("\(realPath): the entry lacks method_count or method_at")
@@ -88,9 +96,30 @@ final class PluginLibrary: @unchecked Sendable {
         }
         let library = PluginLibrary(path: realPath, name: pluginName,
                                     version: entry.version.map { String(cString: $0) } ?? "?",
-                                    methods: methods, services: services)
+                                    methods: methods, services: services,
+                                    order: loaded.count, finish: entry.`deinit`)
+        if loaded.isEmpty { atexit { PluginLibrary.finishAll() } }
         loaded[realPath] = library
         return .plugin(library)
+    }
+
+    /// Calls the plugin's `deinit` (once: later calls do nothing). The ABI promises it is the last
+    /// call into the library, so the host calls it only at process exit (`finishAll`, registered
+    /// with `atexit` when the first library loads), after every other call has returned.
+    func finish() {
+        PluginLibrary.lock.lock()
+        let finish = pendingDeinit
+        pendingDeinit = nil
+        PluginLibrary.lock.unlock()
+        finish?()
+    }
+
+    /// Calls every loaded library's `deinit`, in the reverse order of loading.
+    static func finishAll() {
+        lock.lock()
+        let libraries = loaded.values.sorted { $0.order > $1.order }
+        lock.unlock()
+        libraries.forEach { $0.finish() }
     }
 
     /// A plugin runs with the host's rights, so a file (or its folder) that other users may change

@@ -25,6 +25,10 @@ struct PluginOptionSpec: Sendable, Equatable {
     let help: String
     /// For `.enum`: the allowed values.
     let choices: [String]
+    /// For `.int` and `.float`: the inclusive bounds, when the plugin declares them
+    /// (`min_value`/`max_value`, added within ABI 1).
+    var minimum: Double? = nil
+    var maximum: Double? = nil
 
     /// Why `value` is not valid for this option, or nil.
     func problem(with value: String) -> String? {
@@ -33,13 +37,27 @@ struct PluginOptionSpec: Sendable, Equatable {
         case .float where Double(value).map({ !$0.isFinite }) ?? true: "'\(value)' is not a finite number"
         case .bool where value != "true" && value != "false": "'\(value)' is not true or false"
         case .enum where !choices.contains(value): "'\(value)' is not one of \(choices.joined(separator: ", "))"
+        case .int, .float: rangeProblem(Double(value) ?? 0, value)
         default: nil
         }
     }
 
+    private func rangeProblem(_ number: Double, _ text: String) -> String? {
+        if let minimum, number < minimum { return "'\(text)' is below the minimum \(Self.format(minimum))" }
+        if let maximum, number > maximum { return "'\(text)' is above the maximum \(Self.format(maximum))" }
+        return nil
+    }
+
+    private static func format(_ bound: Double) -> String {
+        bound == bound.rounded() && abs(bound) < 1e15 ? String(Int64(bound)) : String(bound)
+    }
+
     /// How `plugins list/show` print it: `name=default (type)`.
     var summary: String {
-        let typeText = type == .enum ? choices.joined(separator: "|") : type.rawValue
+        var typeText = type == .enum ? choices.joined(separator: "|") : type.rawValue
+        if minimum != nil || maximum != nil {
+            typeText += " in \(minimum.map(Self.format) ?? "")...\(maximum.map(Self.format) ?? "")"
+        }
         return "\(name)=\(defaultValue) (\(typeText))"
     }
 }

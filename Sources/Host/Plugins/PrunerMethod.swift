@@ -123,7 +123,7 @@ struct PrunerMethod: Sendable {
     var neededStatistics: UInt32 {
         method.extension(SK_EXT_CALIBRATION, as: sk_calibration_ext.self)?.pointee.needs ?? 0
     }
-    var supportsStructured: Bool { method.descriptor.pointee.pruner.pointee.prune_structured != nil }
+    var supportsStructured: Bool { method.pruner.prune_structured != nil }
     /// Whether the method exposes its scores, which global pruning needs.
     var supportsGlobal: Bool { method.extension(SK_EXT_SCORES, as: sk_scores_ext.self) != nil }
 
@@ -132,7 +132,7 @@ struct PrunerMethod: Sendable {
                stats: ActivationStats? = nil) throws -> [UInt8] {
         try checkSparsity(sparsity)
         var mask = [UInt8](repeating: 1, count: weight.data.count)
-        let prune = method.descriptor.pointee.pruner.pointee.prune!
+        let prune = method.pruner.prune!
         try withArguments(weight, options, stats) { view, options, stats in
             try mask.withUnsafeMutableBufferPointer { mask in
                 try method.call { prune(method.descriptor, view, stats, sparsity, options, mask.baseAddress, $0) }
@@ -157,7 +157,7 @@ struct PrunerMethod: Sendable {
     func pruneStructured(weight: WeightView, axis: Axis, groupSize: Int, sparsity: Double,
                          options: [String: String] = [:], stats: ActivationStats? = nil) throws -> [UInt8] {
         try checkSparsity(sparsity)
-        guard let pruneStructured = method.descriptor.pointee.pruner.pointee.prune_structured else {
+        guard let pruneStructured = method.pruner.prune_structured else {
             throw PluginError("pruner '\(name)' (\(method.file)) has no structured mode")
         }
         let length = axis == .rows ? weight.rows : weight.cols

@@ -7,7 +7,7 @@ struct QuantizerMethod: Sendable {
     init(_ method: PluginMethod) { self.method = method }
 
     var name: String { method.name }
-    private var table: sk_quantizer { method.descriptor.pointee.quantizer.pointee }
+    private var table: sk_quantizer { method.quantizer }
 
     /// The tag saved beside every layer this method writes.
     var formatVersion: String { table.format_version.map { String(cString: $0) } ?? "" }
@@ -15,6 +15,20 @@ struct QuantizerMethod: Sendable {
     /// The SK_STAT_* statistics the method needs (0 when it needs none).
     var neededStatistics: UInt32 {
         method.extension(SK_EXT_CALIBRATION, as: sk_calibration_ext.self)?.pointee.needs ?? 0
+    }
+
+    /// The element type of blob `name` as the method declares it (SK_EXT_BLOB_TYPES); raw bytes
+    /// when the method has no such extension or does not know the name.
+    func blobType(_ name: String) -> SafeTensorsDType {
+        guard let types = method.extension(SK_EXT_BLOB_TYPES, as: sk_blob_types_ext.self),
+              let blobType = types.pointee.blob_type else { return .u8 }
+        switch Int32(name.withCString { blobType(method.descriptor, $0) }) {
+        case SK_BLOB_I8: return .i8
+        case SK_BLOB_F16: return .f16
+        case SK_BLOB_F32: return .f32
+        case SK_BLOB_I32: return .i32
+        default: return .u8
+        }
     }
 
     /// Quantizes a linear layer (weight and optional bias).
@@ -93,9 +107,9 @@ final class QuantizedLayer {
         self.cols = cols
     }
 
-    deinit { method.method.descriptor.pointee.quantizer.pointee.destroy?(pointer) }
+    deinit { method.method.quantizer.destroy?(pointer) }
 
-    private var table: sk_quantizer { method.method.descriptor.pointee.quantizer.pointee }
+    private var table: sk_quantizer { method.method.quantizer }
 
     /// y (tokens, rows) = x (tokens, cols) W^T + b.
     func forward(_ x: UnsafeBufferPointer<Float>, tokens: Int, into y: UnsafeMutableBufferPointer<Float>) throws {
@@ -114,16 +128,13 @@ final class QuantizedLayer {
         return y
     }
 
-    /// Whether the method can give the weight back in float (`dequantize`, the table's last field).
-    var canDequantize: Bool {
-        let quantizer = method.method.descriptor.pointee.quantizer!
-        let end = MemoryLayout<sk_quantizer>.offset(of: \sk_quantizer.dequantize)! + MemoryLayout<UnsafeRawPointer?>.size
-        return Int(quantizer.pointee.struct_size) >= end && quantizer.pointee.dequantize != nil
-    }
+    /// Whether the method can give the weight back in float (`dequantize`, added after ABI v1.0:
+    /// NULL in the host's copy of a table too short to hold it).
+    var canDequantize: Bool { table.dequantize != nil }
 
     /// The weight (rows, cols) as the method reconstructs it, without the bias.
     func dequantize() throws -> [Float] {
-        guard canDequantize, let dequantize = table.dequantize else {
+        guard let dequantize = table.dequantize else {
             throw PluginError("quantizer '\(method.name)' (\(method.method.file)) cannot dequantize its layers (its table has no dequantize)")
         }
         var weight = [Float](repeating: 0, count: rows * cols)

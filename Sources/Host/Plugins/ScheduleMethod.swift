@@ -23,7 +23,7 @@ struct ScheduleMethod: Sendable {
         guard window.endStep > window.startStep, window.frequency >= 1 else {
             throw PluginError("schedule '\(name)': window \(window.startStep)...\(window.endStep) every \(window.frequency) steps is empty")
         }
-        let sparsityAt = method.descriptor.pointee.schedule.pointee.sparsity_at!
+        let sparsityAt = method.schedule.sparsity_at!
         var cWindow = sk_schedule_window(
             struct_size: UInt32(MemoryLayout<sk_schedule_window>.size), start_step: Int64(window.startStep),
             end_step: Int64(window.endStep), frequency: Int64(window.frequency),
@@ -41,7 +41,7 @@ struct ScheduleMethod: Sendable {
 
     /// The name of the pruner method the schedule delegates scoring to.
     func criterion(options: [String: String] = [:]) throws -> String {
-        let criterion = method.descriptor.pointee.schedule.pointee.criterion!
+        let criterion = method.schedule.criterion!
         return try method.withCOptions(options) { options in
             guard let name = criterion(method.descriptor, options) else {
                 throw PluginError("schedule '\(name)' (\(method.file)) named no criterion")

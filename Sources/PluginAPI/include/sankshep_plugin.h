@@ -17,6 +17,12 @@
  *     `sizeof(struct)` by whoever fills it in. Within one ABI version structs and function tables
  *     ONLY GROW AT THE END. A reader checks `SK_HAS_FIELD(p, type, field)` before reading a field
  *     added after v1.0, so an older plugin works with a newer host and the other way round.
+ *     "v1.0" is the first layout of ABI 1; fields added since are marked "added in ABI 1, after
+ *     the fields above" (the version number stays 1: they change nothing for older readers). The
+ *     host refuses a struct smaller than its v1.0 layout, copies the tables it reads into its own
+ *     full-size structs, and reads every field past the plugin's `struct_size` as 0 / NULL. v1.0
+ *     ends at: sk_plugin_entry.method_at, sk_method.plugin_data, sk_pruner.prune_structured,
+ *     sk_schedule.criterion, sk_quantizer.destroy, sk_option_spec.choices.
  *   - Optional features are reached by string id through `sk_method.get_extension`
  *     (e.g. "sankshep.calibration/1"); an unknown id yields NULL. A new feature is a new id; a
  *     changed feature is a new id suffix ("/2").
@@ -35,6 +41,7 @@
  *
  * Threads
  *   - `init` and `deinit` are called once each, from one thread, with no other call in flight.
+ *     The host calls `deinit` at process exit (an `atexit` handler), since it never unloads.
  *   - Every other function may be called from any thread, and concurrently for DIFFERENT weights
  *     or layer objects: plugins keep no mutable global state (or protect it themselves). The host
  *     never calls into the same `sk_quant_layer` from two threads at once.
@@ -137,11 +144,12 @@ typedef struct sk_host {
      * calibration batches through the model (what is gathered is what the method's
      * "sankshep.calibration/1" extension asks for). On success `*stats` is host-owned and valid
      * until the current call into the plugin returns. MAY BE NULL: a host that has no model or no
-     * calibration data (e.g. while listing plugins) leaves it out. */
+     * calibration data (e.g. while listing plugins) leaves it out. The sankshep host always leaves it
+     * NULL: it passes the statistics a method asked for with each call (`stats` arguments). */
     sk_status (*calibration_stats)(const struct sk_host *host, const char *layer_name,
                                    const struct sk_activation_stats **stats, sk_error *error);
 
-    /* ---- added in 1.1: check with SK_HAS_FIELD(host, sk_host, parallel_for) before use ---- */
+    /* ---- added in ABI 1, after the fields above: check SK_HAS_FIELD(host, sk_host, thread_count) */
 
     /* Runs `body(context, begin, end)` over [0, n) cut into contiguous, nearly equal ranges, one per
      * thread of the host's pool (the calling thread takes one), and returns when all are done. A
@@ -173,6 +181,14 @@ typedef struct sk_option_spec {
     const char *default_value;   /* text form, valid for `type`; never NULL */
     const char *help;            /* one line */
     const char *const *choices;  /* SK_OPTION_ENUM: NULL-terminated list; otherwise NULL */
+
+    /* ---- added in ABI 1, after the fields above (an older spec reads as unbounded) */
+
+    /* SK_OPTION_INT / SK_OPTION_FLOAT only: inclusive bounds in text form ("0", "1e-3"), or NULL
+     * for none. The host refuses a value outside them when it validates the recipe, before any
+     * stage runs, naming the option and the bound; on another type a bound refuses the plugin. */
+    const char *min_value;
+    const char *max_value;
 } sk_option_spec;
 
 /* Option values for one call. The host has validated them against the method's schema and filled
@@ -209,7 +225,9 @@ static inline const char *sk_options_get(const sk_options *options, const char *
                                * training comments -- all of them, counting needs no forward), abs-max 1 for
                                * a seen token, 0 otherwise, range [0, 1].
                                * A method that treats every SK_LAYER_* alike needs nothing more. Added in
-                               * ABI 1 without a version change: a method must read unknown kinds as OTHER. */
+                               * ABI 1 without a version change: a method must read unknown kinds as OTHER.
+                               * PRUNERS ONLY: a quantizer receives an embedding table as stored, rows =
+                               * vocab (or positions), cols = hidden, with kind SK_LAYER_OTHER and no stats. */
 
 /* A linear layer's weight, row-major (rows, cols) as PyTorch stores `nn.Linear.weight`:
  * rows = output features, cols = input features; y = x W^T + b. Host-owned, read-only, valid during
@@ -221,14 +239,16 @@ typedef struct sk_weight_view {
     const float *data;          /* (rows, cols), contiguous */
     int64_t rows;
     int64_t cols;
-    const float *bias;          /* (rows) or NULL; pruners ignore it, quantizers keep it */
+    const float *bias;          /* (rows) or NULL; pruners ignore it. The sankshep host passes NULL to
+                                 * quantizers and adds each bias itself after `forward`. */
 } sk_weight_view;
 
 /* Bits of `sk_calibration_ext.needs` and of `sk_activation_stats.present`. */
 #define SK_STAT_INPUT_L2_NORM  (1u << 0)  /* per input feature j: ||X_j||_2 over all calibration tokens */
 #define SK_STAT_INPUT_ABS_MAX  (1u << 1)  /* per input feature j: max |X_ij| */
 #define SK_STAT_INPUT_RANGE    (1u << 2)  /* whole input: min and max */
-#define SK_STAT_INPUT_SAMPLES  (1u << 3)  /* a sample of input rows (tokens), for percentile/MSE choices */
+#define SK_STAT_INPUT_SAMPLES  (1u << 3)  /* a sample of input rows (tokens), for percentile/MSE choices;
+                                            * quantizers only: a pruner asking for it is refused at load */
 
 /* Statistics of a linear layer's INPUT activations X (tokens, cols) on calibration data. Host-owned,
  * read-only, valid during the call. Pointers of statistics not in `present` are NULL. */
@@ -265,8 +285,9 @@ typedef struct sk_pruner {
     uint32_t struct_size;
 
     /* Unstructured: fill `keep_mask` (rows*cols bytes, row-major, host-owned) with 1 = keep,
-     * 0 = prune, removing a fraction `sparsity` (0 <= sparsity <= 1) of the weights of this layer.
-     * A method that says it is exact removes round(sparsity * rows * cols) weights. `stats` is NULL
+     * 0 = prune, removing a fraction `sparsity` (0 <= sparsity <= 1) of the weights of this layer,
+     * as near round(sparsity * rows * cols) as the method's rule allows (the built-in magnitude and
+     * WANDA hit it exactly; the host reports the sparsity reached, it does not check). `stats` is NULL
      * unless the method asked for statistics through "sankshep.calibration/1". */
     sk_status (*prune)(const sk_method *method, const sk_weight_view *weight,
                        const sk_activation_stats *stats, double sparsity, const sk_options *options,
@@ -338,12 +359,14 @@ typedef struct sk_quantizer {
      * refuses (SK_ERR_BAD_DATA) tags it cannot read. */
     const char *format_version;
 
-    /* Quantize `weight` (and its bias). `stats` as for pruners. On success `*layer` is a new object. */
+    /* Quantize `weight` (its `bias` is NULL from the sankshep host, see sk_weight_view). `stats` as
+     * for pruners. On success `*layer` is a new object. */
     sk_status (*create)(const sk_method *method, const sk_weight_view *weight,
                         const sk_activation_stats *stats, const sk_options *options,
                         sk_quant_layer **layer, sk_error *error);
 
-    /* y = x W^T + b for a batch: x (tokens, cols), y (tokens, rows), both host-owned, row-major. */
+    /* y = x W^T (+ b when `create` was given a bias) for a batch: x (tokens, cols), y (tokens, rows),
+     * both host-owned, row-major. */
     sk_status (*forward)(sk_quant_layer *layer, const float *x, int64_t tokens, float *y,
                          sk_error *error);
 
@@ -368,7 +391,9 @@ typedef struct sk_quantizer {
      * host-owned, filled completely (the bias is not included). The host uses it to export
      * dequantized FP32/FP16 checkpoints that other tools load, and to keep tables the host looks
      * up rather than multiplies (embeddings) in the quantized form the file stores. May be NULL
-     * (the method cannot reconstruct its weight); the host then says so naming the method. */
+     * (the method cannot reconstruct its weight): such a quantizer still loads and runs, the host
+     * keeps the embeddings float32 with a notice naming the method, and refuses the dequantized
+     * export in one line naming it. */
     sk_status (*dequantize)(const sk_quant_layer *layer, float *weight, sk_error *error);
 } sk_quantizer;
 
@@ -394,6 +419,24 @@ typedef struct sk_scores_ext {
                        const sk_activation_stats *stats, const sk_options *options, float *scores,
                        sk_error *error);
 } sk_scores_ext;
+
+/* "sankshep.blob_types/1" (quantizers): the element type of each blob `serialize` writes, so the
+ * host stores the blobs as typed tensors (Sankshep's own format, model.quantized.safetensors, shaped
+ * (rows, n / rows) when that divides) instead of guessing from their names. Without it, and for a
+ * name answered SK_BLOB_U8, a blob is stored as raw bytes. The bytes, and what `deserialize`
+ * receives, are the same either way. */
+#define SK_EXT_BLOB_TYPES "sankshep.blob_types/1"
+#define SK_BLOB_U8  0  /* raw bytes (also: packed codes) */
+#define SK_BLOB_I8  1
+#define SK_BLOB_F16 2  /* IEEE half */
+#define SK_BLOB_F32 3
+#define SK_BLOB_I32 4
+typedef struct sk_blob_types_ext {
+    uint32_t struct_size;
+    /* SK_BLOB_* of the blob `blob_name` this method's layers write; SK_BLOB_U8 for a name it does
+     * not know. Never fails. */
+    uint32_t (*blob_type)(const sk_method *method, const char *blob_name);
+} sk_blob_types_ext;
 
 /* ---- methods and the entry ------------------------------------------------------------------- */
 

@@ -80,10 +80,14 @@ enum QuantMethod: UInt8, CaseIterable {
             name: cString(name), version: cString("1.0.0"), description: cString(summary),
             option_count: UInt32(options.count), options: options.isEmpty ? nil : leakArray(options),
             pruner: nil, schedule: nil, quantizer: quantizerTable,
-            get_extension: self == .static ? { _, id in
-                guard let id, String(cString: id) == SK_EXT_CALIBRATION else { return nil }
-                return UnsafeRawPointer(staticCalibrationExtension)
-            } : nil,
+            get_extension: { method, id in
+                guard let id else { return nil }
+                switch String(cString: id) {
+                case SK_EXT_BLOB_TYPES: return UnsafeRawPointer(blobTypesExtension)
+                case SK_EXT_CALIBRATION where QuantMethod(method) == .static: return UnsafeRawPointer(staticCalibrationExtension)
+                default: return nil
+                }
+            },
             plugin_data: UnsafeRawPointer(leak(rawValue))))
     }
 
@@ -101,7 +105,20 @@ nonisolated(unsafe) let staticCalibrationExtension = leak(sk_calibration_ext(
     struct_size: UInt32(MemoryLayout<sk_calibration_ext>.size),
     needs: UInt32(SK_STAT_INPUT_ABS_MAX | SK_STAT_INPUT_SAMPLES), max_sample_rows: calibrationSampleRows))
 
-/// The library carries its own copy of the kernels. With a host that offers `parallel_for` (ABI 1.1)
+/// The element type of every blob the layers write (Int8Linear, Int4Linear, FP16Linear), for the
+/// host's typed storage of them.
+nonisolated(unsafe) let blobTypesExtension = leak(sk_blob_types_ext(
+    struct_size: UInt32(MemoryLayout<sk_blob_types_ext>.size),
+    blob_type: { _, name in
+        switch name.map({ String(cString: $0) }) {
+        case "weight.int8", "weight.group_scale": UInt32(SK_BLOB_I8)
+        case "weight.f16": UInt32(SK_BLOB_F16)
+        case "weight.scale", "input.scale", "bias": UInt32(SK_BLOB_F32)
+        default: UInt32(SK_BLOB_U8)  // weight.q4: two 4-bit codes per byte
+        }
+    }))
+
+/// The library carries its own copy of the kernels. With a host that offers `parallel_for` (added within ABI 1)
 /// their loops run on the host's threads, under the host's `--threads`: one pool on the machine, not
 /// two spinning against each other. An older host gets the library's own pool, sized by
 /// SANKSHEP_THREADS when set and otherwise by the online cores (also the host's default for
@@ -122,7 +139,7 @@ func configureKernelThreads() {
     sk_quant_set_threads(Int32(max(1, min(threads, 64))))
 }
 
-/// SK_HAS_FIELD(host, sk_host, thread_count) and both 1.1 services filled in. The size is read on its
+/// SK_HAS_FIELD(host, sk_host, thread_count) and both services added within ABI 1 filled in. The size is read on its
 /// own first: an older host's table ends before these fields, so nothing past it may be touched.
 private func hostOffersParallelFor(_ host: UnsafePointer<sk_host>) -> Bool {
     let raw = UnsafeRawPointer(host)

@@ -33,7 +33,8 @@ public func optionSpec(_ name: String, type: Int32, default value: String, help:
         choices.isEmpty ? nil : leakArray(choices.map { Optional(cString($0)) } + [nil])
     return leak(sk_option_spec(
         struct_size: UInt32(MemoryLayout<sk_option_spec>.size), type: UInt32(type),
-        name: cString(name), default_value: cString(value), help: cString(help), choices: choiceList))
+        name: cString(name), default_value: cString(value), help: cString(help), choices: choiceList,
+        min_value: nil, max_value: nil))
 }
 
 public func makeEntry(name: String, version: String, methods: [UnsafePointer<sk_method>]) -> UnsafePointer<sk_plugin_entry> {

@@ -174,7 +174,7 @@ final class QuantizedClassifier: DeployableModel {
             for (blob, bytes) in layerBlobs.sorted(by: { $0.key < $1.key }) {
                 let tensorName = "\(record.name):\(blob)"
                 record.blobs[blob] = tensorName
-                entries.append(Self.blobEntry(name: tensorName, blob: blob, bytes: bytes, rows: record.rows))
+                entries.append(Self.blobEntry(name: tensorName, dtype: weight.layer.method.blobType(blob), bytes: bytes, rows: record.rows))
             }
             covered.formUnion(record.weights)
             records.append(record)
@@ -199,13 +199,9 @@ final class QuantizedClassifier: DeployableModel {
         return metadata
     }
 
-    /// A blob as a tensor of the dtype its name says (the Quant plugin's names), else raw bytes (U8).
-    static func blobEntry(name: String, blob: String, bytes: [UInt8], rows: Int) -> SafeTensorsWriter.Entry {
-        let dtype: SafeTensorsDType
-        if blob.hasSuffix(".int8") || blob.hasSuffix("group_scale") { dtype = .i8 }
-        else if blob.hasSuffix(".f16") { dtype = .f16 }
-        else if blob.hasSuffix("scale") || blob == "bias" { dtype = .f32 }
-        else { dtype = .u8 }
+    /// A blob as a tensor of the element type its method declares (`QuantizerMethod.blobType`);
+    /// raw bytes when its size is not whole elements.
+    static func blobEntry(name: String, dtype: SafeTensorsDType, bytes: [UInt8], rows: Int) -> SafeTensorsWriter.Entry {
         let elementSize = bytes.count % dtype.byteSize == 0 ? dtype.byteSize : 1
         let type = elementSize == dtype.byteSize ? dtype : .u8
         let count = bytes.count / elementSize

@@ -71,6 +71,68 @@ struct QuantizedClassifierTests {
         for (e, q) in zip(exportedProbabilities, quantized) { #expect(abs(e - q) < 0.05) }
     }
 
+    /// The test INT8 quantizer (Fixtures/plugins) as a third party that declares its blobs' types
+    /// through "sankshep.blob_types/1".
+    static let typedQuantizerSource = """
+        #define sankshep_plugin_entry fixture_entry
+        #include "\(Fixtures.url("plugins/int8_rows_quantizer.c").path)"
+        #undef sankshep_plugin_entry
+        static uint32_t blob_type(const sk_method *m, const char *name) {
+            (void)m;
+            if (strcmp(name, "qweight") == 0) return SK_BLOB_I8;
+            if (strcmp(name, "scales") == 0 || strcmp(name, "bias") == 0) return SK_BLOB_F32;
+            return SK_BLOB_U8;
+        }
+        static const sk_blob_types_ext blob_types = { sizeof(sk_blob_types_ext), blob_type };
+        static const void *get_extension(const sk_method *m, const char *id) {
+            (void)m; return strcmp(id, SK_EXT_BLOB_TYPES) == 0 ? &blob_types : NULL;
+        }
+        static sk_method typed_method;
+        static uint32_t typed_count(void) { return 1; }
+        static const sk_method *typed_at(uint32_t i) { return i == 0 ? &typed_method : NULL; }
+        static sk_plugin_entry typed_entry;
+        SK_EXPORT const sk_plugin_entry *sankshep_plugin_entry(uint32_t v) {
+            (void)v;
+            typed_method = method;
+            typed_method.name = "int8-rows-typed";
+            typed_method.get_extension = get_extension;
+            typed_entry = entry;
+            typed_entry.name = "test-int8-rows-typed";
+            typed_entry.method_count = typed_count;
+            typed_entry.method_at = typed_at;
+            return &typed_entry;
+        }
+        """
+
+    @Test("a third-party quantizer's blobs are stored with the types its blob_types extension declares, raw bytes without it")
+    func thirdPartyBlobTypes() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let plugins = try PluginTestSupport.makeFolder()
+        let typed = try PluginTestSupport.compile(source: Self.typedQuantizerSource, name: "int8_rows_typed", in: plugins)
+        let untyped = try PluginTestSupport.compile(sourceFile: Fixtures.url("plugins/int8_rows_quantizer.c").path, name: "int8_rows", in: plugins)
+        let registry = try PluginTestSupport.builtInRegistry(plus: [typed, untyped])
+        let (classifier, sequences) = try makeClassifier()
+        let rows = Array(sequences.indices)
+        for (method, expected) in [("int8-rows-typed", ["qweight": SafeTensorsDType.i8, "scales": .f32]), ("int8-rows", ["qweight": .u8, "scales": .u8])] {
+            let model = try QuantizedClassifier.quantize(classifier, method: registry.quantizer(named: method), options: [:], registry: registry,
+                                                         calibration: nil, seed: 1, logger: nil)
+            let directory = folder.appendingPathComponent(method)
+            try model.save(to: directory, extra: [:])
+            let file = try SafeTensorsFile(contentsOf: directory.appendingPathComponent(QuantizedClassifier.weightsFileName))
+            let blobs = file.entries.filter { $0.name.contains(":") }
+            #expect(blobs.count == 8, "\(method): 4 linear layers of 2 blobs")
+            for entry in blobs {
+                let blob = String(entry.name.split(separator: ":").last ?? "")
+                #expect(entry.dtype == expected[blob], "\(method): \(entry.name)")
+            }
+            // The bytes are the same either way: the model loads back and gives the same outputs.
+            let loaded = try #require(try loadDeployableModel(from: directory, registry: registry) as? QuantizedClassifier)
+            #expect(try loaded.probabilities(sequences: sequences, rows: rows, batchSize: 2)
+                    == (try model.probabilities(sequences: sequences, rows: rows, batchSize: 2)))
+        }
+    }
+
     @Test("a model quantized by a method whose plugin is absent fails to load in one line naming the method")
     func missingPlugin() throws {
         let folder = try Fixtures.temporaryFolder()
