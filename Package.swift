@@ -57,6 +57,7 @@ let package = Package(
             dependencies: [
                 "Kernels",
                 "PluginAPI",
+                "PluginSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),

@@ -114,18 +114,15 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Write the metrics as JSON to this file (atomically).")
     var output: String?
 
+    @Option(help: "Seed of the --data_fraction subsample (the same rows as `sankshep run` with this seed).")
+    var seed = 42
+
     func run() throws {
         let logger = Logging.configure()
         sk_set_threads(Int32(threads ?? ProcessInfo.processInfo.activeProcessorCount))
         let classifier = try loadDeployableModel(from: URL(fileURLWithPath: model), registry: plugins.registry(), logger: logger)
         let dataURL = try data.dataPath.map { URL(fileURLWithPath: $0) } ?? BundledResources.defaultDataset()
-        var options = CommentCSVOptions()
-        options.textColumn = data.textColumn
-        options.labelColumn = data.labelColumn
-        options.labels = data.positiveLabel.map { .named(positive: $0, negative: nil) } ?? .binary
-        options.onBadRows = data.onBadRows
-        options.dataFraction = data.dataFraction
-        let dataset = try CommentDataset.load(contentsOf: dataURL, options: options, logger: logger)
+        let dataset = try CommentDataset.load(contentsOf: dataURL, options: data.csvOptions(seed: seed), logger: logger)
         let maxLength = data.givenMaxLength ?? classifier.maxLength ?? DataOptions.defaultMaxLength
         let probabilities = try classifier.probabilities(of: dataset.texts, maxLength: maxLength, batchSize: batch)
         let atThreshold = MetricsRow(ClassificationMetrics(probabilities: probabilities, labels: dataset.labels, threshold: classifier.threshold))

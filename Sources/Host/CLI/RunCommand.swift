@@ -17,6 +17,10 @@ struct RunCommand: ParsableCommand {
         The options are the seed framework's, with its defaults, except where the built-in presets have \
         their own (--batch, --lr, --epochs) and --student_path (default: the student preset). The final \
         model folder is always a Hugging Face folder (--save_huggingface is accepted).
+
+        The stages' options below apply to the stages --pipeline runs; a --recipe file sets them per stage \
+        instead (docs/recipes.md).
+        \(StageArguments.helpText)
         """
     )
 
@@ -26,9 +30,6 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Data") var data: DataOptions
     @OptionGroup(title: "Model") var model: ModelOptions
     @OptionGroup(title: "Training") var training: TrainingOptions
-    @OptionGroup(title: "Distillation") var distillation: DistillationOptions
-    @OptionGroup(title: "Pruning") var pruning: PruningOptions
-    @OptionGroup(title: "Quantization") var quantization: QuantizationOptions
     @OptionGroup(title: "Output") var output: OutputOptions
     @OptionGroup(title: "MLflow") var tracking: TrackingOptions
     @OptionGroup(title: "Plugins") var plugins: PluginPathOptions
@@ -36,7 +37,17 @@ struct RunCommand: ParsableCommand {
     @Option(help: "A YAML recipe of stages with per-stage options and methods (see docs/recipes.md); replaces --pipeline.")
     var recipe: String?
 
+    /// The stage options (`--kd_alpha`, `--prune_sparsity`, …), read by `StageArguments` from the stage
+    /// declarations and listed in the discussion above.
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var stageFlags: [String] = []
+
     func validate() throws {
+        // Every stage's flags are checked whatever the pipeline, as the seed does; the methods they
+        // name are checked once the plugins are loaded.
+        let given = try StageArguments(stageFlags).values
+        var notes: [String] = []
+        for kind in StageCatalog.kinds { _ = try kind.fromCommandLine(given[kind.name] ?? [:], methods: NoMethods(), notes: &notes) }
         if model.modelPath == nil, ModelPreset.named(model.teacherPreset) == nil {
             throw ValidationError("--teacher_preset: unknown preset '\(model.teacherPreset)'; known: \(ModelPreset.all.map(\.name).joined(separator: ", "))")
         }
@@ -52,7 +63,7 @@ struct RunCommand: ParsableCommand {
         let methods = try recipe.validate(methods: registry)
         var stages: [CompressionStage] = []
         for (index, stage) in recipe.stages.enumerated().dropFirst() {
-            guard let implementation = StageCatalog.implementation(for: stage) else {
+            guard let implementation = stage.settings.implementation() else {
                 throw ValidationFailure("\(recipe.name): stage \(index + 1) '\(recipe.stageLabels[index])' is not available yet")
             }
             stages.append(implementation)
@@ -96,13 +107,7 @@ struct RunCommand: ParsableCommand {
                              jobRun: any TrackingRun, logsParams: Bool, started: Date, logger: Logger) throws {
         // Data.
         let dataURL = try data.dataPath.map { URL(fileURLWithPath: $0) } ?? BundledResources.defaultDataset()
-        var csvOptions = CommentCSVOptions()
-        csvOptions.textColumn = data.textColumn
-        csvOptions.labelColumn = data.labelColumn
-        csvOptions.labels = data.positiveLabel.map { .named(positive: $0, negative: nil) } ?? .binary
-        csvOptions.onBadRows = data.onBadRows
-        csvOptions.dataFraction = data.dataFraction
-        csvOptions.seed = UInt64(training.seed)
+        let csvOptions = data.csvOptions(seed: training.seed)
         let dataset = try CommentDataset.load(contentsOf: dataURL, options: csvOptions, logger: logger)
         logger.info("\(dataURL.path): \(dataset.count) comments, \(dataset.positives) hate speech")
         let tokenCache = TokenCache(directory: URL(fileURLWithPath: output.cacheDir),
@@ -153,7 +158,7 @@ struct RunCommand: ParsableCommand {
         let context = RunContext(
             outputDirectory: outputDirectory, tag: tag, dataset: dataset, corpus: corpus, folds: folds,
             foldReport: foldReport, resume: output.resume, tracking: store, experimentID: experimentID, jobRun: jobRun,
-            author: tracking.author, parameters: parameters, logger: logger)
+            author: tracking.author, parameters: parameters, dataURL: dataURL, maxLength: data.maxLength, logger: logger)
 
         let runner = PipelineRunner(recipe: recipe, methods: methods, registry: registry, settings: settings,
                                     makeTeacher: makeTeacher, stages: stages, givenTeacher: givenTeacher)
@@ -163,23 +168,12 @@ struct RunCommand: ParsableCommand {
         print(SummaryTable.render(summary.rows))
     }
 
-    /// The recipe of `--pipeline` from the seed's stage options; says which of them a method ignores.
+    /// The recipe of `--pipeline` from the seed's stage options; says how it read them.
     private func builtInRecipe(_ registry: PluginRegistry, logger: Logger) throws -> Recipe {
-        let options = try StageOptions(distillation: distillation, pruning: pruning, quantization: quantization, methods: registry)
-        if pipeline.includesPruning {
-            if pruning.pruneMethod == StageOptions.structuredMethod, options.pruneMethod != pruning.pruneMethod {
-                logger.info("--prune_method structured: whole units ranked by magnitude, structure=\(options.pruneOptions["structure"] ?? "none") in the \(options.pruneLayers.rawValue) layers")
-            }
-            let given = pruning.givenScheduleOptions
-            let isSchedule = registry.methodSchemas.first { $0.name == options.pruneMethod }?.kind == .schedule
-            if !isSchedule, !given.isEmpty {
-                logger.notice("\(given.joined(separator: ", ")): only schedule methods such as gradual use them; '\(options.pruneMethod)' prunes at once")
-            }
-            if let end = options.pruneEndEpoch, end != pruning.scheduleWindow.endEpoch {
-                logger.info("--prune_end_epoch \(pruning.scheduleWindow.endEpoch) is past the \(options.fineTuneEpochs) fine-tuning epochs: the final sparsity is reached where epoch \(end) (from 0) starts")
-            }
-        }
-        return try Recipe.builtIn(pipeline, from: options)
+        var notes: [String] = []
+        let recipe = try Recipe.builtIn(pipeline, given: try StageArguments(stageFlags).values, methods: registry, notes: &notes)
+        for note in notes { logger.notice("\(note)") }
+        return recipe
     }
 
     private func runParameters(settings: TrainingSettings, preset: ModelPreset?, dataURL: URL) -> [String: String] {

@@ -18,9 +18,6 @@ extension StratificationType: ExpressibleByArgument {}
 extension LearningRateSchedule.Kind: ExpressibleByArgument {}
 extension PipelineName: ExpressibleByArgument {}
 extension LossType: ExpressibleByArgument {}
-extension KDMethod: ExpressibleByArgument {}
-extension PruneScheduleName: ExpressibleByArgument {}
-extension PruneLayers: ExpressibleByArgument {}
 extension Pooling: ExpressibleByArgument {}
 extension BadRowPolicy: ExpressibleByArgument {}
 
@@ -50,6 +47,18 @@ struct DataOptions: ParsableArguments {
     static let defaultMaxLength = 128
     /// `--max_length`, or its default when it was not given.
     var maxLength: Int { givenMaxLength ?? Self.defaultMaxLength }
+
+    /// How the CSV is read; `seed` draws the `--data_fraction` subsample.
+    func csvOptions(seed: Int) -> CommentCSVOptions {
+        var options = CommentCSVOptions()
+        options.textColumn = textColumn
+        options.labelColumn = labelColumn
+        options.labels = positiveLabel.map { .named(positive: $0, negative: nil) } ?? .binary
+        options.onBadRows = onBadRows
+        options.dataFraction = dataFraction
+        options.seed = UInt64(truncatingIfNeeded: seed)
+        return options
+    }
 
     func validate() throws {
         guard dataFraction > 0, dataFraction <= 1 else {
@@ -174,253 +183,4 @@ struct OutputOptions: ParsableArguments {
 
     @Flag(name: .customLong("save_huggingface"), help: "Accepted for the seed's command lines: the final model folder is always a Hugging Face folder.")
     var saveHuggingFace = false
-}
-
-struct DistillationOptions: ParsableArguments {
-    @Option(name: .customLong("student_path"), help: "Hugging Face folder of the student (e.g. a local distilbert-base-multilingual-cased); default: the built-in student preset (the seed's default is that hub model, which needs downloading).")
-    var studentPath: String?
-
-    @Option(name: .customLong("student_preset"), help: "Built-in student preset when no --student_path is given.")
-    var studentPreset = StageOptions.defaultStudentPreset
-
-    @Option(name: .customLong("student_init"), help: "teacher: build the student from the teacher's own layers (see --student_layers), sharing its tokenizer.")
-    var studentInit: String?
-
-    @Option(name: .customLong("student_layers"), help: "Teacher layers the student keeps with --student_init teacher, comma-separated (default: every other layer).")
-    var studentLayers: String?
-
-    @Option(name: .customLong("student_hidden_size"), help: "Width of the student's MLP head when the seed framework's head is used.")
-    var studentHiddenSize = 256
-
-    @Option(name: .customLong("kd_alpha"), help: "Weight of the soft (teacher) loss: α·T²·soft + (1−α)·hard.")
-    var kdAlpha = 0.7
-
-    @Option(name: .customLong("kd_temperature"), help: "Distillation temperature T.")
-    var kdTemperature = 4.0
-
-    @Option(name: .customLong("kd_method"), help: "What is distilled: logit, hidden, attention or multi_level.")
-    var kdMethod: KDMethod = .logit
-
-    @Option(name: .customLong("hidden_loss_weight"), help: "Weight of the hidden-state loss (hidden, multi_level).")
-    var hiddenLossWeight = 0.3
-
-    @Option(name: .customLong("attention_loss_weight"), help: "Weight of the attention loss (attention, multi_level).")
-    var attentionLossWeight = 0.2
-
-    // The seed checks these ranges whatever the pipeline; so does Sankshep.
-    func validate() throws {
-        guard kdAlpha.isFinite, (0...1).contains(kdAlpha) else { throw ValidationError("--kd_alpha must be in [0, 1], got \(kdAlpha)") }
-        guard kdTemperature.isFinite, kdTemperature > 0 else { throw ValidationError("--kd_temperature must be positive, got \(kdTemperature)") }
-        guard hiddenLossWeight.isFinite, hiddenLossWeight >= 0 else { throw ValidationError("--hidden_loss_weight must be ≥ 0, got \(hiddenLossWeight)") }
-        guard attentionLossWeight.isFinite, attentionLossWeight >= 0 else { throw ValidationError("--attention_loss_weight must be ≥ 0, got \(attentionLossWeight)") }
-        guard studentHiddenSize > 0 else { throw ValidationError("--student_hidden_size must be positive, got \(studentHiddenSize)") }
-    }
-}
-
-struct PruningOptions: ParsableArguments {
-    @Option(name: .customLong("prune_method"), help: "Pruning method: magnitude, wanda, gradual, structured (whole attention heads and FFN neurons removed, per --prune_layers: attention → heads, ffn → FFN neurons, all or encoder → both), or any pruner a plugin registers.")
-    var pruneMethod = "magnitude"
-
-    @Option(name: .customLong("prune_sparsity"), help: "Fraction of the pruned layers' weights to remove, in [0, 1).")
-    var pruneSparsity = 0.5
-
-    // The four schedule options are optionals so that a schedule method's own `--prune_option` can
-    // stand when they are not given; their defaults (the seed's) are `scheduleWindow`'s.
-    @Option(name: .customLong("prune_schedule"), help: "Schedule of gradual pruning: cubic, linear or exponential (default: cubic). One-shot pruners ignore it, as the schedule options below.")
-    var pruneSchedule: PruneScheduleName?
-
-    @Option(name: .customLong("prune_start_epoch"), help: "Gradual pruning: fine-tuning epoch, from 0, where the schedule starts (default: 0).")
-    var pruneStartEpoch: Int?
-
-    @Option(name: .customLong("prune_end_epoch"), help: "Gradual pruning: epoch by which the final sparsity is reached (default: 10); at or past --fine_tune_epochs it is reached at the start of the last fine-tuning epoch.")
-    var pruneEndEpoch: Int?
-
-    @Option(name: .customLong("prune_frequency"), help: "Gradual pruning: optimizer steps between mask updates (default: 100).")
-    var pruneFrequency: Int?
-
-    @Option(name: .customLong("prune_layers"), help: "What is pruned: all (every linear layer but the final classifier row, and the word embeddings), linear (the same without the embeddings), encoder (the encoder's linear layers), attention, ffn, or embeddings (the word embeddings alone).", transform: oneLineChoice)
-    var pruneLayers: PruneLayers = .all
-
-    @Option(name: .customLong("calib_samples"), help: "Calibration comments for methods that need activation statistics (wanda).")
-    var calibSamples = 512
-
-    @Flag(name: .customLong("fine_tune_after_prune"), inversion: .prefixedNo, help: "Heal the pruned model by fine-tuning with the mask enforced.")
-    var fineTuneAfterPrune = true
-
-    @Option(name: .customLong("fine_tune_epochs"), help: "Epochs of healing after pruning.")
-    var fineTuneEpochs = 3
-
-    @Option(name: .customLong("prune_option"), help: ArgumentHelp("A further option of the pruning method, name=value; repeatable. Any method also takes scope=layer|global and structure=none|ffn|heads|both (whole FFN neurons, attention heads, or both removed, with a structured pruner such as magnitude).", valueName: "name=value"))
-    var pruneOptions: [String] = []
-
-    /// The seed's defaults of the schedule window: from epoch 0 to epoch 10, masks every 100 steps.
-    static let seedEndEpoch = 10
-    var scheduleWindow: (startEpoch: Int, endEpoch: Int, frequency: Int) {
-        (pruneStartEpoch ?? 0, pruneEndEpoch ?? Self.seedEndEpoch, pruneFrequency ?? PruneStage.defaultFrequency)
-    }
-
-    /// The schedule options given on the command line, which a one-shot pruner ignores.
-    var givenScheduleOptions: [String] {
-        [("--prune_schedule", pruneSchedule != nil), ("--prune_start_epoch", pruneStartEpoch != nil),
-         ("--prune_end_epoch", pruneEndEpoch != nil), ("--prune_frequency", pruneFrequency != nil)].filter(\.1).map(\.0)
-    }
-
-    func validate() throws {
-        guard pruneSparsity.isFinite, pruneSparsity >= 0, pruneSparsity < 1 else {
-            throw ValidationError("--prune_sparsity must be in [0, 1), got \(pruneSparsity)")
-        }
-        let window = scheduleWindow
-        guard window.startEpoch >= 0 else { throw ValidationError("--prune_start_epoch must be ≥ 0, got \(window.startEpoch)") }
-        guard window.endEpoch >= window.startEpoch else {
-            throw ValidationError("--prune_end_epoch must be ≥ --prune_start_epoch (\(window.startEpoch)), got \(window.endEpoch)")
-        }
-        guard window.frequency > 0 else { throw ValidationError("--prune_frequency must be positive, got \(window.frequency)") }
-        guard calibSamples > 0 else { throw ValidationError("--calib_samples must be positive, got \(calibSamples)") }
-        guard fineTuneEpochs >= (fineTuneAfterPrune ? 1 : 0) else {
-            throw ValidationError("--fine_tune_epochs must be at least \(fineTuneAfterPrune ? 1 : 0), got \(fineTuneEpochs)")
-        }
-    }
-}
-
-/// What `--quant_dtype` names: the number format of the quantized weights.
-enum QuantDType: String, CaseIterable, ExpressibleByArgument, Sendable {
-    case int8, int4, fp16
-
-    /// The built-in quantizers' formats.
-    static let ofMethod: [String: QuantDType] = ["dynamic": .int8, "static": .int8, "int4": .int4, "fp16": .fp16]
-
-    /// The method `--quant_dtype` alone chooses.
-    var method: String {
-        switch self {
-        case .int8: "dynamic"
-        case .int4: "int4"
-        case .fp16: "fp16"
-        }
-    }
-}
-
-struct QuantizationOptions: ParsableArguments {
-    @Option(name: .customLong("quant_method"), help: "Quantizer: dynamic, static, int4, fp16, or any quantizer a plugin registers (default: dynamic, or the one --quant_dtype names). qat (quantization-aware training) is not available yet.")
-    var quantMethod: String?
-
-    @Option(name: .customLong("quant_dtype"), help: "Weight format: int8 (dynamic, static), int4 or fp16; must agree with --quant_method, and alone chooses it (int8 → dynamic).")
-    var quantDType: QuantDType?
-
-    @Option(name: .customLong("quant_calibration_batches"), help: "Batches of calibration comments for static quantization.")
-    var quantCalibrationBatches = 100
-
-    @Option(name: .customLong("quant_option"), help: ArgumentHelp("A further option of the quantizer, name=value; repeatable.", valueName: "name=value"))
-    var quantOptions: [String] = []
-
-    /// The quantizer the options name: `--quant_method`, else the one `--quant_dtype` chooses, else dynamic.
-    var resolvedMethod: String { quantMethod ?? quantDType?.method ?? "dynamic" }
-
-    func validate() throws {
-        if quantMethod == "qat" {
-            throw ValidationError("--quant_method qat: quantization-aware training is not available yet; use dynamic, static, int4 or fp16")
-        }
-        if let quantMethod, let quantDType {
-            guard let format = QuantDType.ofMethod[quantMethod] else {
-                throw ValidationError("--quant_dtype \(quantDType.rawValue): the plugin quantizer '\(quantMethod)' sets its own format; drop --quant_dtype")
-            }
-            guard format == quantDType else {
-                throw ValidationError("--quant_dtype \(quantDType.rawValue) disagrees with --quant_method \(quantMethod), which quantizes to \(format.rawValue)")
-            }
-        }
-        guard quantCalibrationBatches > 0 else {
-            throw ValidationError("--quant_calibration_batches must be positive, got \(quantCalibrationBatches)")
-        }
-    }
-}
-
-extension KDMethod: Codable {}
-
-extension StageOptions {
-    /// The seed's `--prune_method structured`.
-    static let structuredMethod = "structured"
-
-    /// `--prune_method structured`: whole attention heads and FFN neurons, ranked by magnitude, per
-    /// `--prune_layers` (attention → heads, ffn → FFN neurons, all / encoder / linear → both). Only
-    /// the encoder's layers are selected, so nothing else is pruned weight by weight.
-    mutating func mapStructured() throws {
-        let layers = pruneLayers
-        let structure: PruningPlan.Structure
-        switch pruneLayers {
-        case .attention: structure = .heads
-        case .ffn: structure = .ffn
-        case .all, .encoder, .linear:
-            structure = .both
-            pruneLayers = .encoder
-        case .embeddings:
-            throw ValidationFailure("--prune_method structured removes attention heads and FFN neurons; --prune_layers embeddings selects neither")
-        }
-        if let given = pruneOptions["structure"], given != structure.rawValue {
-            throw ValidationFailure("--prune_method structured with --prune_layers \(layers.rawValue) removes structure=\(structure.rawValue); --prune_option structure=\(given) disagrees")
-        }
-        pruneOptions["structure"] = structure.rawValue
-        pruneMethod = "magnitude"
-    }
-}
-
-/// `name=value` pairs of `--prune_option` / `--quant_option`.
-func parseOptionPairs(_ pairs: [String], option: String) throws -> [String: String] {
-    var result: [String: String] = [:]
-    for pair in pairs {
-        guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
-            throw ValidationFailure("\(option) \(pair): expected name=value")
-        }
-        result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
-    }
-    return result
-}
-
-extension StageOptions {
-    /// `methods` tells a schedule method, which takes `--prune_schedule` and the epoch window (the
-    /// seed's defaults filled in), from a one-shot pruner, which ignores them as the seed does.
-    init(distillation: DistillationOptions, pruning: PruningOptions, quantization: QuantizationOptions,
-         methods: MethodCatalog) throws {
-        self.init()
-        kdAlpha = distillation.kdAlpha
-        kdTemperature = distillation.kdTemperature
-        kdMethod = distillation.kdMethod
-        hiddenLossWeight = distillation.hiddenLossWeight
-        attentionLossWeight = distillation.attentionLossWeight
-        studentPath = distillation.studentPath
-        studentPreset = distillation.studentPreset
-        if let initFrom = distillation.studentInit {
-            guard initFrom == "teacher" else { throw ValidationFailure("--student_init: expected 'teacher', got '\(initFrom)'") }
-            studentInitFromTeacher = true
-        }
-        if let layers = distillation.studentLayers {
-            let parsed = layers.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-                throw ValidationFailure("--student_layers: expected comma-separated layer numbers, got '\(layers)'")
-            }
-            studentLayers = parsed.map { $0! }
-        }
-        studentHiddenSize = distillation.studentHiddenSize
-        pruneSparsity = pruning.pruneSparsity
-        pruneLayers = pruning.pruneLayers
-        calibSamples = pruning.calibSamples
-        fineTuneAfterPrune = pruning.fineTuneAfterPrune
-        fineTuneEpochs = pruning.fineTuneEpochs
-        pruneOptions = try parseOptionPairs(pruning.pruneOptions, option: "--prune_option")
-        pruneMethod = pruning.pruneMethod
-        let schemas = methods.methodSchemas
-        if pruneMethod == StageOptions.structuredMethod, !schemas.contains(where: { $0.name == pruneMethod }) {
-            try mapStructured()
-        }
-        if schemas.first(where: { $0.name == pruneMethod })?.kind == .schedule {
-            pruneSchedule = pruning.pruneSchedule ?? (pruneOptions["schedule"] == nil ? .cubic : nil)
-            let window = pruning.scheduleWindow
-            pruneStartEpoch = window.startEpoch
-            // The seed ramps over the whole fine-tuning whatever its end epoch (10 by default): an end
-            // at or past the last fine-tuning epoch reaches the sparsity where that epoch starts.
-            pruneEndEpoch = min(window.endEpoch, max(fineTuneEpochs - 1, window.startEpoch))
-            pruneFrequency = window.frequency
-        }
-        quantMethod = quantization.resolvedMethod
-        quantCalibrationBatches = quantization.quantCalibrationBatches
-        quantOptions = try parseOptionPairs(quantization.quantOptions, option: "--quant_option")
-    }
 }

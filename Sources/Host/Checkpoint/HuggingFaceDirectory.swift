@@ -96,6 +96,30 @@ enum HuggingFaceDirectory {
         }
     }
 
+    /// Makes `destination` the folder `source` is, under another name: its files hard-linked (the same
+    /// bytes, written once; copied where the file system cannot link). Built beside and renamed, so an
+    /// interrupted run never leaves a half-made folder under the final name.
+    static func publish(_ source: URL, as destination: URL) throws {
+        let files = FileManager.default
+        let staging = destination.deletingLastPathComponent()
+            .appendingPathComponent(".\(destination.lastPathComponent).partial-\(UUID().uuidString)")
+        do {
+            try files.createDirectory(at: staging, withIntermediateDirectories: true)
+            for name in try files.contentsOfDirectory(atPath: source.path) where !name.hasPrefix(".") {
+                let from = source.appendingPathComponent(name), to = staging.appendingPathComponent(name)
+                var isFolder: ObjCBool = false
+                _ = files.fileExists(atPath: from.path, isDirectory: &isFolder)
+                if isFolder.boolValue { try files.copyItem(at: from, to: to); continue }
+                do { try files.linkItem(at: from, to: to) } catch { try files.copyItem(at: from, to: to) }
+            }
+            if files.fileExists(atPath: destination.path) { try files.removeItem(at: destination) }
+            try files.moveItem(at: staging, to: destination)
+        } catch {
+            try? files.removeItem(at: staging)
+            throw FileWriteError(file: destination.path, problem: "cannot be made from \(source.lastPathComponent)/ (\(error.localizedDescription))")
+        }
+    }
+
     /// Copies the tokenizer files into `directory`, and removes the other tokenizer files an earlier
     /// save may have left there (a folder holds only those loading needs).
     static func copyTokenizer(_ files: [URL], to directory: URL) throws {

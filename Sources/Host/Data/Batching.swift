@@ -37,7 +37,7 @@ enum Batching {
         precondition(batchSize > 0, "Batching: batch size must be positive")
         precondition(chunkBatches > 0, "Batching: chunkBatches must be positive")
         guard shuffle else { return evaluationBatches(lengths: lengths, batchSize: batchSize) }
-        var random = DataShuffle(seed: seed, stream: DataShuffle.Stream.batches.rawValue &+ UInt64(epoch) &* 0x1_0000)
+        var random = SplitMix64(seed: seed, stream: SplitMix64.Stream.batches.rawValue &+ UInt64(epoch) &* 0x1_0000)
         let order = random.shuffled(Array(lengths.indices))
         let chunkSize = batchSize * chunkBatches
         var batches: [Batch] = []

@@ -149,7 +149,7 @@ struct CommentDataset: Sendable {
     /// Keeps `fraction` of each class (at least one comment of every class present), chosen by `seed`,
     /// in file order.
     func stratifiedSample(fraction: Double, seed: UInt64) -> CommentDataset {
-        var random = DataShuffle(seed: seed, stream: .subsample)
+        var random = SplitMix64(seed: seed, stream: .subsample)
         var kept: [Int] = []
         for label in [0, 1] {
             let members = labels.indices.filter { labels[$0] == label }

@@ -62,7 +62,7 @@ enum Folds {
             throw DatasetError(file: "--num_folds", problem: "\(k) folds need at least \(k) distinct texts, the data has \(groups.count)")
         }
         let weights = [Double](repeating: 1.0 / Double(k), count: k)
-        var random = DataShuffle(seed: seed, stream: .folds)
+        var random = SplitMix64(seed: seed, stream: .folds)
         let binOfGroup = deal(groups: groups, labels: labels, weights: weights,
                               stratified: stratification == .binary, random: &random)
         var binOfRow = [Int](repeating: 0, count: texts.count)
@@ -88,7 +88,7 @@ enum Folds {
         guard groups.count >= 2 else {
             throw DatasetError(file: "held-out split", problem: "needs at least 2 distinct texts, the data has \(groups.count)")
         }
-        var random = DataShuffle(seed: seed, stream: .heldOut)
+        var random = SplitMix64(seed: seed, stream: .heldOut)
         let binOfGroup = deal(groups: groups, labels: labels, weights: [1 - heldOutFraction, heldOutFraction],
                               stratified: stratification == .binary, random: &random)
         var train: [Int] = [], heldOut: [Int] = []
@@ -126,7 +126,7 @@ enum Folds {
     /// A group goes to the bin whose fill, measured against its target share of the classes the group
     /// holds, is lowest; ties go to the bin with the lowest fill overall, then the lowest index.
     private static func deal(groups: [[Int]], labels: [Int], weights: [Double], stratified: Bool,
-                             random: inout DataShuffle) -> [Int] {
+                             random: inout SplitMix64) -> [Int] {
         // Classes: 0 and 1 when stratified; a single class 0 otherwise.
         let classCount = stratified ? 2 : 1
         func classOf(_ row: Int) -> Int { stratified ? labels[row] : 0 }

@@ -278,3 +278,13 @@ extension Pooling: Codable {}
 extension EncoderType {
     init(_ config: ModelConfig) { self = config.modelType == .bert ? .bert : .distilbert }
 }
+
+extension Classifier {
+    /// An independent copy: same config, tokenizer and threshold, its own parameters.
+    func copy() -> Classifier {
+        let copy = SequenceClassifier(shape: network.shape, head: network.head, numLabels: network.numLabels,
+                                      pooling: network.pooling, dropoutSeed: network.dropoutSeed)
+        copy.store.values.update(from: network.store.values, count: network.store.count)
+        return Classifier(network: copy, config: config, tokenizer: tokenizer, tokenizerFiles: tokenizerFiles, threshold: threshold)
+    }
+}

@@ -125,6 +125,7 @@ func parameterLayout(_ shape: EncoderShape, head: ClassifierHead, numLabels: Int
 /// PyTorch's default uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
 func initializeParameters(_ store: ParameterStore, names: ModelParameterNames, head: ClassifierHead,
                           seed: UInt64, initializerRange: Float = 0.02, paddingTokenId: Int = 0) {
+    // SplitMix64 with the seed as it is (stream 0): the same seed gives the same model on every machine.
     var random = SplitMix64(seed: seed)
     let seedHead: Set<String> = {
         guard case .seedMLP = head else { return [] }
@@ -152,31 +153,5 @@ func initializeParameters(_ store: ParameterStore, names: ModelParameterNames, h
     }
     if paddingTokenId >= 0, let words = store.view(named: names.wordEmbeddings), paddingTokenId < words.shape[0] {
         (store.values + words.offset + paddingTokenId * words.shape[1]).update(repeating: 0, count: words.shape[1])
-    }
-}
-
-/// A small seeded generator (splitmix64) for parameter initialisation: the same seed gives the same
-/// model on every machine.
-private struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 24 random bits.
-    mutating func nextUnit() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
-
-    /// Two independent standard normal samples (Box-Muller).
-    mutating func nextNormalPair() -> (Float, Float) {
-        let u1 = (Double(next() >> 11) + 1) * (1.0 / 9_007_199_254_740_993.0)   // (0, 1]
-        let u2 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
-        let radius = (-2 * log(u1)).squareRoot()
-        return (Float(radius * cos(2 * Double.pi * u2)), Float(radius * sin(2 * Double.pi * u2)))
     }
 }

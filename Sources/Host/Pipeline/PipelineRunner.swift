@@ -94,7 +94,7 @@ struct PipelineRunner {
 
         // The teacher's row: the baseline's model on the held-out rows.
         let teacherSize = try HuggingFaceDirectory.shippedBytes(in: baseline.teacherDirectory)
-        let maxLength = Int(context.parameters["max_length"] ?? "")
+        let maxLength = context.maxLength
         let teacherRow = try completed.first { $0.stage == labels[0] }
             ?? measure(baseline.teacher, stage: labels[0], directory: baseline.teacherDirectory,
                        heldOut: heldOut, heldOutLabels: heldOutLabels, teacherSize: teacherSize, context: context)
@@ -135,16 +135,14 @@ struct PipelineRunner {
         // The deployable result: the last stage's folder as it was measured (the same files, so the
         // summary's size is the folder's), with its card and provenance.
         let final = context.outputDirectory.appendingPathComponent(recipe.stageTag)
-        let lastStage = labels.last ?? "baseline"
-        current.maxLength = maxLength
-        try current.save(to: final, extra: SankshepSettings.read(from: currentDirectory)?.extra ?? ["stage": lastStage])
+        try HuggingFaceDirectory.publish(currentDirectory, as: final)
         let provenance = try makeProvenance(summary: summary, baseline: baseline, context: context)
         try provenance.write(to: final)
         let headLabels = (try? ModelConfig.read(final.appendingPathComponent("config.json")))?.numLabels ?? 1
         if let finalRow = summary.rows.last {
             try AtomicFile.write(Data(ModelCard.markdown(title: recipe.stageTag, provenance: provenance, rows: summary.rows, final: finalRow,
                                                          loading: ModelCard.Loading(folder: final), labels: headLabels,
-                                                         maxLength: maxLength ?? 128).utf8),
+                                                         maxLength: maxLength).utf8),
                                  to: final.appendingPathComponent("README.md"))
         }
         try writeReport(summary: summary, baseline: baseline, provenance: provenance, context: context)
@@ -180,7 +178,7 @@ struct PipelineRunner {
                                     pluginVersion: methods[index]?.schema.version, macroF1: row?.macroF1,
                                     threshold: row?.threshold, sizeMB: row?.sizeMB)
         }
-        let dataURL = URL(fileURLWithPath: context.parameters["data_path"] ?? "")
+        let dataURL = context.dataURL
         return Provenance(sankshepVersion: Sankshep.configuration.version, recipe: recipe.name,
                           createdAt: ISO8601DateFormatter().string(from: Date()), seed: settings.seed,
                           author: context.author, dataPath: dataURL.path, dataRows: context.dataset.count,
@@ -217,17 +215,8 @@ struct PipelineRunner {
         // One MLflow run per stage of a job; a resumed job measures again into the same run (another
         // job in the same folder, or one under another tag, starts its own under its own job run).
         let runFile = context.checkpointDirectory.appendingPathComponent("stage-\(stage)-\(context.tag).mlflow-run")
-        let run: any TrackingRun
-        if context.resume, let runID = try? String(contentsOf: runFile, encoding: .utf8),
-           let existing = try? context.tracking.resumeRun(experimentID: context.experimentID, runID: runID) {
-            run = existing
-        } else {
-            run = try context.tracking.startRun(experimentID: context.experimentID, name: "stage-\(stage)",
-                                                tags: ["sankshep.stage": stage, "sankshep.tag": context.tag],
-                                                parentRunID: context.jobRun.runID)
-            try run.logParams(context.parameters)
-            try AtomicFile.write(Data(run.runID.utf8), to: runFile)
-        }
+        let run = try context.nestedRun(name: "stage-\(stage)", tags: ["sankshep.stage": stage, "sankshep.tag": context.tag],
+                                        runFile: runFile)
         var values = MetricsRow(metrics).mlflowMetrics
         values["size_mb"] = row.sizeMB
         values["latency_ms_batch1"] = row.latencyMsBatch1

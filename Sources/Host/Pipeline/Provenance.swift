@@ -43,22 +43,10 @@ struct Provenance: Encodable {
         return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 
-    /// The options a recipe stage ran with, as strings.
+    /// The options a recipe stage ran with, as strings: every declared option that has a value, and
+    /// the plugin method's options resolved (`option.<name>`).
     static func options(of stage: RecipeStage, method: ResolvedMethod?) -> [String: String] {
-        var options: [String: String] = [:]
-        switch stage {
-        case .baseline: break
-        case .distill(let distill):
-            options = ["alpha": String(distill.alpha), "temperature": String(distill.temperature),
-                       "method": distill.method.rawValue, "hidden_loss_weight": String(distill.hiddenLossWeight),
-                       "attention_loss_weight": String(distill.attentionLossWeight), "student": "\(distill.student)"]
-        case .prune(let prune):
-            options = ["method": prune.method, "sparsity": String(prune.sparsity), "layers": prune.layers.rawValue,
-                       "calib_samples": String(prune.calibSamples), "fine_tune": String(prune.fineTune),
-                       "fine_tune_epochs": String(prune.fineTuneEpochs)]
-        case .quantize(let quantize):
-            options = ["method": quantize.method, "calibration_batches": String(quantize.calibrationBatches)]
-        }
+        var options = stage.settings.recordedOptions
         for (name, value) in method?.orderedOptions ?? [] { options["option." + name] = value }
         return options
     }

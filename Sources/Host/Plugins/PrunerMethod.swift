@@ -1,5 +1,6 @@
 import Foundation
 import PluginAPI
+import PluginSupport
 
 /// Which block of the encoder a linear layer belongs to (pruners may treat them differently).
 /// `embedding` is the word-embedding table, which pruners see transposed (SK_LAYER_EMBEDDING).
@@ -206,24 +207,22 @@ struct PrunerMethod: Sendable {
     func pruneGlobally(weights: [WeightView], sparsity: Double, options: [String: String] = [:],
                        stats: [ActivationStats?]? = nil) throws -> [[UInt8]] {
         try checkSparsity(sparsity)
-        var keys: [UInt64] = []
+        var scores: [Float] = []
         var offsets: [Int] = []
         for (i, weight) in weights.enumerated() {
-            let layerScores = try scores(weight: weight, options: options, stats: stats?[i])
-            offsets.append(keys.count)
-            guard keys.count + layerScores.count <= Int(UInt32.max) else {
+            offsets.append(scores.count)
+            scores += try self.scores(weight: weight, options: options, stats: stats?[i])
+            guard scores.count <= Int(UInt32.max) else {
                 throw PluginError("global pruning ranks at most 2^32 - 1 weights; these layers hold more")
             }
-            // Non-negative floats order like their bit patterns: rank (score, global index) as one integer.
-            for (j, score) in layerScores.enumerated() {
-                keys.append(UInt64(score.bitPattern) << 32 | UInt64(offsets[i] + j))
+        }
+        // The plugins' own exact ranking (PluginSupport), over every layer's scores at once.
+        var flat = [UInt8](repeating: 1, count: scores.count)
+        scores.withUnsafeBufferPointer { scores in
+            flat.withUnsafeMutableBufferPointer { mask in
+                keepAllButLowest(scores, count: prunedCount(sparsity: sparsity, of: scores.count), mask: mask)
             }
         }
-        let total = keys.count
-        let pruned = min(total, max(0, Int((sparsity * Double(total)).rounded(.toNearestOrAwayFromZero))))
-        keys.sort()
-        var flat = [UInt8](repeating: 1, count: total)
-        for rank in 0..<pruned { flat[Int(keys[rank] & 0xFFFF_FFFF)] = 0 }
         return weights.indices.map { i in Array(flat[offsets[i] ..< offsets[i] + weights[i].data.count]) }
     }
 

@@ -12,16 +12,9 @@ struct SeededRandom: RandomNumberGenerator, Sendable, Equatable {
     private(set) var state: (UInt64, UInt64, UInt64, UInt64)
 
     init(seed: UInt64) {
-        var splitMix = seed
-        func nextSplitMix() -> UInt64 {
-            splitMix &+= 0x9E37_79B9_7F4A_7C15
-            var z = splitMix
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var splitMix = SplitMix64(seed: seed)
         // SplitMix64 never yields four zeros in a row, so the state is valid for every seed.
-        state = (nextSplitMix(), nextSplitMix(), nextSplitMix(), nextSplitMix())
+        state = (splitMix.next(), splitMix.next(), splitMix.next(), splitMix.next())
     }
 
     /// Continues from a state saved with `state` (a resumed training run).

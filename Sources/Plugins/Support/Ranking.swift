@@ -1,4 +1,5 @@
-// Exact ranking of importance scores, shared by the pruning plugins (each links its own copy).
+// Exact ranking of importance scores, shared by the pruning plugins (each links its own copy) and the
+// host's global ranking over several layers.
 
 /// Writes 0 into `mask` for the `k` lowest of `scores` and 1 for the rest. Ties go to the lower
 /// index (it is pruned first), so the result is deterministic. Scores must be finite and >= 0: the

@@ -202,7 +202,7 @@ struct SeedCommandLineTests {
     @Test("options checked by other tests parse into their values")
     func parsedOnly() throws {
         let command = try #require(try RunCommand.parseAsRoot(SeedCommandLines.studentFolder) as? RunCommand)
-        #expect(command.distillation.studentPath == Fixtures.url("distilbert-tiny").path)
+        #expect(try StageArguments(command.stageFlags).values["distill"]?["student_path"] == .text(Fixtures.url("distilbert-tiny").path))
         #expect(command.data.dataPath == SeedCommandLines.data)
         #expect(command.output.cacheDir == "./cache" && command.output.outputDir == "./outputs")
         let old = try #require(try RunCommand.parseAsRoot(["--data_path", SeedCommandLines.data]) as? RunCommand)
@@ -265,13 +265,15 @@ struct SeedOptionValueTests {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let out = folder.appendingPathComponent("out")
-        let command = try #require(try RunCommand.parseAsRoot(arguments + ["--output_dir", out.path]) as? RunCommand)
+        // Refused where the flags are read (the plugins' own names aside), or once the plugins are loaded.
         do {
+            let command = try #require(try RunCommand.parseAsRoot(arguments + ["--output_dir", out.path]) as? RunCommand)
             try command.run()
             Issue.record("\(arguments) ran")
         } catch {
-            #expect("\(error)".contains("--prune_"), "\(error)")
-            #expect(!"\(error)".contains("\n"), "\(error)")
+            let message = RunCommand.message(for: error)
+            #expect(message.contains("--prune_"), "\(message)")
+            #expect(!message.contains("\n"), "\(message)")
         }
         #expect(!FileManager.default.fileExists(atPath: out.path))
     }
@@ -296,64 +298,69 @@ struct SeedOptionValueTests {
         #expect(command.training.gradientClipNorm == 1 && command.training.earlyStoppingPatience == 5)
         #expect(command.training.schedulerType == .linear && command.training.lossType == .bce && command.training.poolingType == .cls)
         #expect(!command.training.freezeBase && !command.training.useClassWeights && !command.model.skipBaseline)
-        #expect(command.distillation.studentHiddenSize == 256 && command.distillation.kdAlpha == 0.7)
-        #expect(command.distillation.kdTemperature == 4 && command.distillation.kdMethod == .logit)
-        #expect(command.distillation.hiddenLossWeight == 0.3 && command.distillation.attentionLossWeight == 0.2)
-        #expect(command.pruning.pruneMethod == "magnitude" && command.pruning.pruneSparsity == 0.5)
-        #expect(command.pruning.scheduleWindow == (0, 10, 100) && command.pruning.pruneLayers == .all)
-        #expect(command.pruning.calibSamples == 512 && command.pruning.fineTuneAfterPrune && command.pruning.fineTuneEpochs == 3)
-        #expect(command.quantization.resolvedMethod == "dynamic" && command.quantization.quantCalibrationBatches == 100)
+        let stages = try Recipe.builtIn(.baseline_kd_prune_quant, methods: try PluginTestSupport.builtInRegistry()).stages
+        #expect(stages[1].settings(as: DistillStage.self) == DistillStage(alpha: 0.7, temperature: 4, method: .logit, hiddenLossWeight: 0.3,
+                                                                          attentionLossWeight: 0.2, studentHiddenSize: 256))
+        #expect(stages[2].settings(as: PruneStage.self) == PruneStage(method: "magnitude", sparsity: 0.5, layers: .all, calibSamples: 512,
+                                                                      fineTune: true, fineTuneEpochs: 3))
+        #expect(stages[3].settings(as: QuantizeStage.self) == QuantizeStage(method: "dynamic", calibrationBatches: 100))
+        let gradual = try Recipe.builtIn(.baseline_prune, arguments: ["--prune_method", "gradual", "--fine_tune_epochs", "12"],
+                                         methods: try PluginTestSupport.builtInRegistry()).stages[1].settings(as: PruneStage.self)
+        #expect(try #require(gradual).scheduleWindow == (0, 10, 100), "the seed's schedule window: epochs 0 to 10, every 100 steps")
         #expect(command.output.outputDir == "./outputs" && command.output.cacheDir == "./cache")
     }
 }
 
 @Suite("Seed stage options map onto Sankshep's methods")
 struct SeedStageOptionTests {
-    static func stageOptions(_ arguments: [String]) throws -> StageOptions {
-        let command = try #require(try RunCommand.parseAsRoot(arguments) as? RunCommand)
-        return try StageOptions(distillation: command.distillation, pruning: command.pruning, quantization: command.quantization,
-                                methods: try PluginTestSupport.builtInRegistry())
+    /// The prune (or quantize) stage `sankshep run` builds from these flags.
+    static func prune(_ arguments: [String]) throws -> PruneStage {
+        let registry = try PluginTestSupport.builtInRegistry()
+        let recipe = try Recipe.builtIn(.baseline_prune, arguments: arguments, methods: registry)
+        try recipe.validate(methods: registry)
+        return try #require(recipe.stages[1].settings(as: PruneStage.self))
+    }
+
+    static func quantize(_ arguments: [String]) throws -> QuantizeStage {
+        try #require(try Recipe.builtIn(.baseline_quant, arguments: arguments).stages[1].settings(as: QuantizeStage.self))
     }
 
     @Test("--quant_dtype alone chooses the quantizer", arguments: [("int8", "dynamic"), ("int4", "int4"), ("fp16", "fp16")])
     func dtypeChoosesMethod(_ dtype: String, method: String) throws {
-        #expect(try Self.stageOptions(["--quant_dtype", dtype]).quantMethod == method)
+        #expect(try Self.quantize(["--quant_dtype", dtype]).method == method)
     }
 
     @Test("--prune_method structured removes heads, FFN neurons or both, as --prune_layers says",
           arguments: [("attention", "heads", PruneLayers.attention), ("ffn", "ffn", .ffn), ("all", "both", .encoder),
                       ("encoder", "both", .encoder)])
     func structured(_ layers: String, structure: String, selected: PruneLayers) throws {
-        let options = try Self.stageOptions(["--prune_method", "structured", "--prune_layers", layers])
-        #expect(options.pruneMethod == "magnitude")
-        #expect(options.pruneOptions["structure"] == structure)
-        #expect(options.pruneLayers == selected)
-        try Recipe.builtIn(.baseline_prune, from: options).validate(methods: try PluginTestSupport.builtInRegistry())
+        let stage = try Self.prune(["--prune_method", "structured", "--prune_layers", layers])
+        #expect(stage.method == "magnitude")
+        #expect(stage.options["structure"] == structure)
+        #expect(stage.layers == selected)
     }
 
     @Test("--prune_method structured refuses layers it cannot remove whole and a contradicting structure option")
     func structuredRefusals() {
         for arguments in [["--prune_method", "structured", "--prune_layers", "embeddings"],
                           ["--prune_method", "structured", "--prune_layers", "ffn", "--prune_option", "structure=heads"]] {
-            #expect(throws: ValidationFailure.self, "\(arguments)") { try Self.stageOptions(arguments) }
+            #expect(throws: RecipeError.self, "\(arguments)") { try Self.prune(arguments) }
         }
     }
 
     @Test("gradual pruning takes the seed's schedule defaults; the end epoch past the fine-tuning is its last epoch")
     func gradualDefaults() throws {
-        let options = try Self.stageOptions(["--prune_method", "gradual"])
-        #expect(options.pruneSchedule == .cubic && options.pruneStartEpoch == 0 && options.pruneFrequency == 100)
-        #expect(options.pruneEndEpoch == 2, "the seed's 10, reached where the last of the 3 fine-tuning epochs starts")
-        try Recipe.builtIn(.baseline_prune, from: options).validate(methods: try PluginTestSupport.builtInRegistry())
-        let within = try Self.stageOptions(["--prune_method", "gradual", "--fine_tune_epochs", "6", "--prune_end_epoch", "4"])
-        #expect(within.pruneEndEpoch == 4)
+        let stage = try Self.prune(["--prune_method", "gradual"])
+        #expect(stage.options["schedule"] == "cubic" && stage.startEpoch == 0 && stage.frequency == 100)
+        #expect(stage.endEpoch == 2, "the seed's 10, reached where the last of the 3 fine-tuning epochs starts")
+        let within = try Self.prune(["--prune_method", "gradual", "--fine_tune_epochs", "6", "--prune_end_epoch", "4"])
+        #expect(within.endEpoch == 4)
     }
 
     @Test("a one-shot pruner ignores the schedule options, as the seed does")
     func oneShotIgnoresSchedule() throws {
-        let options = try Self.stageOptions(["--prune_method", "wanda", "--prune_schedule", "linear", "--prune_start_epoch", "0",
-                                             "--prune_end_epoch", "10", "--prune_frequency", "100"])
-        #expect(options.pruneSchedule == nil && options.pruneStartEpoch == nil && options.pruneEndEpoch == nil)
-        try Recipe.builtIn(.baseline_prune, from: options).validate(methods: try PluginTestSupport.builtInRegistry())
+        let stage = try Self.prune(["--prune_method", "wanda", "--prune_schedule", "linear", "--prune_start_epoch", "0",
+                                    "--prune_end_epoch", "10", "--prune_frequency", "100"])
+        #expect(stage.options["schedule"] == nil && stage.startEpoch == nil && stage.endEpoch == nil && stage.frequency == nil)
     }
 }

@@ -93,7 +93,7 @@ struct MetricsTests {
 
     @Test("the best cut equals a brute-force search over all midpoints")
     func bruteForce() {
-        var random = DataShuffle(seed: 5)
+        var random = SplitMix64(seed: 5)
         for _ in 0..<20 {
             let n = 5 + random.below(60)
             let labels = (0..<n).map { _ in random.below(2) }

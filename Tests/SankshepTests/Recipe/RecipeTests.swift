@@ -128,7 +128,7 @@ struct RecipeParsingTests {
         for file in files {
             let recipe = try Recipe.load(contentsOf: folder.appendingPathComponent(file))
             #expect(recipe.stages.first == .baseline, "\(file)")
-            for case .prune(let prune) in recipe.stages {
+            for prune in recipe.stages.compactMap({ $0.settings(as: PruneStage.self) }) {
                 #expect(registry.methods.contains { $0.name == prune.method }, "\(file): \(prune.method)")
             }
         }
@@ -294,9 +294,7 @@ struct BuiltInRecipeTests {
     @Test("every --pipeline name is a valid recipe with its stages in order and its final folder name",
           arguments: PipelineName.allCases)
     func pipelines(_ pipeline: PipelineName) throws {
-        var options = StageOptions()
-        options.quantMethod = "int8-rows"
-        let recipe = try Recipe.builtIn(pipeline, from: options)
+        let recipe = try Recipe.builtIn(pipeline, arguments: ["--quant_method", "int8-rows"])
         let expected = try #require(Self.expected[pipeline])
         #expect(recipe.name == pipeline.rawValue)
         #expect(recipe.stages.map(\.name) == expected.stages)
@@ -306,25 +304,16 @@ struct BuiltInRecipeTests {
 
     @Test("the seed framework's options land in the stages")
     func optionsMapped() throws {
-        var options = StageOptions()
-        options.kdAlpha = 0.5
-        options.kdTemperature = 2
-        options.kdMethod = .hidden
-        options.studentPath = "/models/distilbert"
-        options.pruneMethod = "gradual"
-        options.pruneSchedule = .exponential
-        options.pruneSparsity = 0.6
-        options.pruneLayers = .encoder
-        options.pruneEndEpoch = 1
-        options.fineTuneEpochs = 2
-        options.quantMethod = "int8-rows"
-        options.quantCalibrationBatches = 10
-        let recipe = try Recipe.builtIn(.baseline_kd_prune_quant, from: options)
+        let arguments = ["--kd_alpha", "0.5", "--kd_temperature=2", "--kd_method", "hidden", "--student_path", "/models/distilbert",
+                         "--prune_method", "gradual", "--prune_schedule", "exponential", "--prune_sparsity", "0.6",
+                         "--prune_layers", "encoder", "--prune_end_epoch", "1", "--fine_tune_epochs", "2",
+                         "--quant_method", "int8-rows", "--quant_calibration_batches", "10"]
+        let recipe = try Recipe.builtIn(.baseline_kd_prune_quant, arguments: arguments, methods: try RecipeTestCatalog.get())
         #expect(recipe.stages == [
             .baseline,
             .distill(DistillStage(alpha: 0.5, temperature: 2, method: .hidden, student: .path("/models/distilbert"))),
             .prune(PruneStage(method: "gradual", sparsity: 0.6, layers: .encoder, fineTuneEpochs: 2,
-                              options: ["schedule": "exponential"], endEpoch: 1)),
+                              options: ["schedule": "exponential"], startEpoch: 0, endEpoch: 1, frequency: 100)),
             .quantize(QuantizeStage(method: "int8-rows", calibrationBatches: 10)),
         ])
         try recipe.validate(methods: try RecipeTestCatalog.get())
@@ -333,28 +322,36 @@ struct BuiltInRecipeTests {
     @Test("an impossible CLI value is refused naming the option, not a recipe key")
     func commandLineErrors() throws {
         let registry = try RecipeTestCatalog.get()
-        func message(_ pipeline: PipelineName, _ change: (inout StageOptions) -> Void) -> String? {
-            var options = StageOptions()
-            options.quantMethod = "int8-rows"
-            change(&options)
-            do { try Recipe.builtIn(pipeline, from: options).validate(methods: registry); return nil }
-            catch { return "\(error)" }
+        func message(_ pipeline: PipelineName, _ arguments: [String]) -> String? {
+            do {
+                try Recipe.builtIn(pipeline, arguments: ["--quant_method", "int8-rows"] + arguments, methods: registry).validate(methods: registry)
+                return nil
+            } catch { return "\(error)" }
         }
-        #expect(message(.baseline_prune) { $0.pruneSparsity = 1.2 } == "--pipeline baseline_prune: --prune_sparsity must be in [0, 1), got 1.2")
-        #expect(message(.baseline_kd) { $0.kdAlpha = -0.1 } == "--pipeline baseline_kd: --kd_alpha must be in [0, 1], got -0.1")
-        #expect(message(.baseline_kd) { $0.kdTemperature = 0 } == "--pipeline baseline_kd: --kd_temperature must be positive, got 0.0")
-        #expect(message(.baseline_prune) { $0.pruneSchedule = .linear }
-            == "--pipeline baseline_prune: --prune_schedule: pruner method 'magnitude' has no option 'schedule' (declared: norm)")
-        #expect(message(.baseline_prune) { $0.pruneMethod = "obs" }
+        // Each value is checked where the flag is read, whatever the pipeline (as the seed does) …
+        #expect(message(.baseline_prune, ["--prune_sparsity", "1.2"]) == "--prune_sparsity must be in [0, 1), got 1.2")
+        #expect(message(.baseline, ["--kd_alpha", "-0.1"]) == "--kd_alpha must be in [0, 1], got -0.1")
+        #expect(message(.baseline_kd, ["--kd_temperature", "0"]) == "--kd_temperature must be positive, got 0.0")
+        #expect(message(.baseline_kd, ["--kd_temperature", "warm"]) == "--kd_temperature must be a number, got 'warm'")
+        #expect(message(.baseline_quant, ["--quant_calibration_batches", "9223372036854775807"])
+            == "--quant_calibration_batches must be at most 1000000, got 9223372036854775807")
+        #expect(message(.baseline_prune, ["--prune_layers", "mlp"])
+            == "--prune_layers must be one of all, linear, attention, ffn, encoder, embeddings, got 'mlp'")
+        #expect(message(.baseline, ["--prune_sparsty", "0.3"]) == "unknown option '--prune_sparsty'")
+        // … and against the methods for the stages the pipeline runs.
+        #expect(message(.baseline_prune, ["--prune_option", "schedule=linear"])
+            == "--pipeline baseline_prune: --prune_option: pruner method 'magnitude' has no option 'schedule' (declared: norm)")
+        #expect(message(.baseline_prune, ["--prune_method", "obs"])
             == "--pipeline baseline_prune: --prune_method 'obs' is not a registered pruner or schedule method; known: gradual, magnitude, wanda")
-        #expect(message(.baseline_prune) { $0.pruneStartEpoch = 1 }
-            == "--pipeline baseline_prune: --prune_start_epoch applies only to schedule methods such as gradual; 'magnitude' is a pruner")
-        #expect(message(.baseline_quant) { $0.quantOptions = ["bits": "3"] }
+        #expect(message(.baseline_quant, ["--quant_option", "bits=3"])
             == "--pipeline baseline_quant: --quant_option: quantizer method 'int8-rows' has no option 'bits' (it declares no options)")
-        #expect(message(.baseline_kd) { $0.studentInitFromTeacher = true; $0.studentPath = "/m" }
-            == "--pipeline baseline_kd: --student_init teacher and --student_path both choose the student; give one")
-        // Options of stages the pipeline does not run are not looked at.
-        #expect(message(.baseline) { $0.pruneSparsity = 7 } == nil)
+        #expect(message(.baseline_kd, ["--student_init", "teacher", "--student_path", "/m"])
+            == "--student_init and --student_path both choose the student; keep one")
+        #expect(message(.baseline_kd, ["--student_layers", "0,2"]) == "--student_layers needs --student_init: teacher")
+        #expect(message(.baseline_kd, ["--student_init", "teacher", "--student_layers", "2,0"])
+            == "--pipeline baseline_kd: --student_layers must be teacher layer indices from 0, increasing, got [2, 0]")
+        // Options of stages the pipeline does not run are checked, not looked at further.
+        #expect(message(.baseline, ["--prune_method", "obs"]) == nil)
     }
 
     @Test("stage labels are unique: a method used twice gets a number")

@@ -19,11 +19,29 @@ struct RunContext {
     let jobRun: any TrackingRun
     /// Who ran the job (`--author_name`): the runs' `mlflow.user` and the provenance.
     let author: String
-    /// Parameters every MLflow run of this pipeline records.
+    /// Parameters every MLflow run of this pipeline records (strings, for MLflow only: the stages read
+    /// the typed settings below).
     let parameters: [String: String]
+    /// The data file the comments came from.
+    let dataURL: URL
+    /// Tokens per comment the models are trained and saved with (`--max_length`).
+    let maxLength: Int
     var logger: Logger
 
     var checkpointDirectory: URL { outputDirectory.appendingPathComponent("checkpoints") }
+
+    /// The MLflow run nested under the job's run, named `name`; a resumed job continues the run whose
+    /// id `runFile` holds rather than starting a second one.
+    func nestedRun(name: String, tags: [String: String], runFile: URL) throws -> any TrackingRun {
+        if resume, let runID = try? String(contentsOf: runFile, encoding: .utf8),
+           let run = try? tracking.resumeRun(experimentID: experimentID, runID: runID) {
+            return run
+        }
+        let run = try tracking.startRun(experimentID: experimentID, name: name, tags: tags, parentRunID: jobRun.runID)
+        try run.logParams(parameters)
+        try AtomicFile.write(Data(run.runID.utf8), to: runFile)
+        return run
+    }
 }
 
 /// The outcome of one fold, saved as JSON when the fold completes so a resumed run skips it.
@@ -67,6 +85,8 @@ struct BaselineStage {
         let teacherDirectory = context.outputDirectory.appendingPathComponent("best_model_\(context.tag)")
         let labels = context.dataset.labels
         var outcomes: [FoldOutcome] = []
+        // The best fold's model when this run trained it (a resumed run's earlier folds are on disk only).
+        var bestTrained: (fold: Int, classifier: Classifier)?
         for (fold, split) in context.folds.enumerated() {
             let doneFile = directory.appendingPathComponent("fold-\(fold + 1).json")
             if context.resume, let data = try? Data(contentsOf: doneFile),
@@ -104,6 +124,7 @@ struct BaselineStage {
             if outcome.sweepBest.macroF1 > bestSoFar {
                 classifier.threshold = outcome.sweepBest.threshold
                 try saveTeacher(classifier, to: teacherDirectory, context: context, fold: fold + 1)
+                bestTrained = (fold + 1, classifier)
             }
             try run.logMetrics(outcome.sweepBest.mlflowMetrics.mapKeys { "best_" + $0 }, step: result.bestEpoch)
             try run.finish()
@@ -118,7 +139,9 @@ struct BaselineStage {
         try writeFoldSummary(outcomes, context: context)
         try writeBestMetrics(outcomes, best: bestIndex, context: context)
         try adoptTeacherIfMissing(at: teacherDirectory, bestFold: bestIndex + 1, context: context)
-        let teacher = try Classifier.load(from: teacherDirectory, logger: logger)
+        // The teacher in memory is the one just saved; it is read back only when an earlier run trained it.
+        let teacher = try bestTrained.flatMap { $0.fold == bestIndex + 1 ? $0.classifier : nil }
+            ?? Classifier.load(from: teacherDirectory, logger: logger)
         return BaselineOutcome(folds: outcomes, bestFold: bestIndex + 1, teacher: teacher, teacherDirectory: teacherDirectory,
                                heldOut: context.folds[bestIndex].validation)
     }
@@ -149,7 +172,7 @@ struct BaselineStage {
     }
 
     private func saveTeacher(_ classifier: Classifier, to directory: URL, context: RunContext, fold: Int) throws {
-        classifier.maxLength = Int(context.parameters["max_length"] ?? "")
+        classifier.maxLength = context.maxLength
         try classifier.save(to: directory, extra: ["stage": "baseline", "fold": String(fold)])
         // The seed framework's name for the best model's weights, beside its folder.
         try AtomicFile.copy(from: directory.appendingPathComponent("model.safetensors"),
@@ -158,18 +181,8 @@ struct BaselineStage {
 
     private func mlflowRun(_ context: RunContext, name: String, directory: URL, fold: Int) throws -> any TrackingRun {
         // A resumed fold continues its MLflow run rather than starting a second one.
-        let runFile = directory.appendingPathComponent("fold-\(fold + 1).mlflow-run")
-        if context.resume, let runID = try? String(contentsOf: runFile, encoding: .utf8),
-           let run = try? context.tracking.resumeRun(experimentID: context.experimentID, runID: runID) {
-            return run
-        }
-        let run = try context.tracking.startRun(experimentID: context.experimentID, name: name,
-                                                tags: ["sankshep.stage": "baseline", "sankshep.fold": String(fold + 1),
-                                                       "sankshep.tag": context.tag],
-                                                parentRunID: context.jobRun.runID)
-        try run.logParams(context.parameters)
-        try AtomicFile.write(Data(run.runID.utf8), to: runFile)
-        return run
+        try context.nestedRun(name: name, tags: ["sankshep.stage": "baseline", "sankshep.fold": String(fold + 1), "sankshep.tag": context.tag],
+                              runFile: directory.appendingPathComponent("fold-\(fold + 1).mlflow-run"))
     }
 
     private func writeFoldSummary(_ outcomes: [FoldOutcome], context: RunContext) throws {

@@ -4,9 +4,9 @@ import Kernels
 /// How the student's logit is compared with the teacher's.
 enum SoftLoss: String, Sendable, CaseIterable {
     /// KL divergence between the tempered sigmoids σ(z/T) of teacher and student, scaled by T².
-    case binaryKL
+    case binaryKL = "kl"
     /// Mean squared error between the raw logits (no temperature, so no T²).
-    case logitMSE
+    case logitMSE = "mse"
 }
 
 /// Which student hidden state is compared with which teacher hidden state, and which layers' attention.

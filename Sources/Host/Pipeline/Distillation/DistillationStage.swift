@@ -8,8 +8,6 @@ import Logging
 /// training (`TeacherCache`); α = 0 is plain training of the same student.
 struct DistillationStage: CompressionStage {
     let stage: DistillStage
-    /// The soft loss; MSE on logits is the alternative to the tempered binary KL.
-    var softLoss: SoftLoss = .binaryKL
 
     /// What a distillation run leaves besides the student: the teacher cache (with its forward counts).
     struct Outcome {
@@ -92,7 +90,7 @@ struct DistillationStage: CompressionStage {
                                learningRate: settings.learningRate, weightDecay: settings.weightDecay, seed: UInt64(settings.seed))
             : nil
         let trainer = Trainer(settings: settings, logger: logger)
-        let lossSettings = DistillationLossSettings(alpha: Float(stage.alpha), temperature: Float(stage.temperature), softLoss: softLoss,
+        let lossSettings = DistillationLossSettings(alpha: Float(stage.alpha), temperature: Float(stage.temperature), softLoss: stage.softLoss,
                                                     hiddenWeight: usesHidden ? Float(stage.hiddenLossWeight) : 0,
                                                     attentionWeight: usesAttention ? Float(stage.attentionLossWeight) : 0)
         let objective = DistillationObjective(settings: lossSettings, student: student.network, cache: cache, mapping: mapping,

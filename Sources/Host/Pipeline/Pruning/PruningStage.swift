@@ -347,13 +347,3 @@ extension PruningMasks {
         for layer in layers { if let mask = other.mask(layer.name) { set(mask, for: layer) } }
     }
 }
-
-extension Classifier {
-    /// An independent copy: same config, tokenizer and threshold, its own parameters.
-    func copy() -> Classifier {
-        let copy = SequenceClassifier(shape: network.shape, head: network.head, numLabels: network.numLabels,
-                                      pooling: network.pooling, dropoutSeed: network.dropoutSeed)
-        copy.store.values.update(from: network.store.values, count: network.store.count)
-        return Classifier(network: copy, config: config, tokenizer: tokenizer, tokenizerFiles: tokenizerFiles, threshold: threshold)
-    }
-}

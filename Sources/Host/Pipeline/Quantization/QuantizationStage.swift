@@ -38,7 +38,8 @@ struct QuantizationStage: CompressionStage {
     /// `count` of the best fold's training rows, shuffled under `seed`. `bestFold` counts from 1, as
     /// the fold summary does; its validation rows are the held-out ones, never calibrated on.
     static func calibrationRows(folds: [FoldSplit], bestFold: Int, count: Int, seed: Int) -> [Int] {
-        var random = SeededRandom(seed: UInt64(truncatingIfNeeded: seed))
-        return Array(folds[bestFold - 1].train.shuffled(using: &random).prefix(count))
+        // The shuffle is SplitMix64's own (the standard library's may change between toolchains).
+        var random = SplitMix64(seed: UInt64(truncatingIfNeeded: seed), stream: .calibration)
+        return Array(random.shuffled(folds[bestFold - 1].train).prefix(count))
     }
 }

@@ -70,7 +70,7 @@ final class QuantizedClassifier: DeployableModel {
     static func quantize(_ classifier: Classifier, method: QuantizerMethod, options: [String: String], registry: PluginRegistry,
                          calibration: (sequences: [[Int]], rows: [Int], batchSize: Int)?, seed: UInt64,
                          logger: Logger?) throws -> QuantizedClassifier {
-        let copy = try Self.copy(classifier)
+        let copy = classifier.copy()
         let (tableMethod, tableOptions) = tableQuantizer(for: method, options: options, registry: registry)
         if tableMethod == nil { logger?.notice("quantize: embeddings stay float32 (no method that needs no calibration can dequantize them)") }
         // Tables first, so calibration sees the embeddings the quantized model will look up.
@@ -102,16 +102,6 @@ final class QuantizedClassifier: DeployableModel {
         if method.neededStatistics == 0 { return (method, options) }
         if let dynamic = try? registry.quantizer(named: "dynamic"), dynamic.neededStatistics == 0 { return (dynamic, [:]) }
         return (nil, [:])
-    }
-
-    /// A classifier with its own copy of the parameters.
-    static func copy(_ classifier: Classifier) throws -> Classifier {
-        let source = classifier.network
-        let network = SequenceClassifier(shape: source.shape, head: source.head, numLabels: source.numLabels,
-                                         pooling: source.pooling, dropoutSeed: source.dropoutSeed)
-        network.store.values.update(from: source.store.values, count: source.store.count)
-        return Classifier(network: network, config: classifier.config, tokenizer: classifier.tokenizer,
-                          tokenizerFiles: classifier.tokenizerFiles, threshold: classifier.threshold)
     }
 
     // ---------------------------------------------------------------- save
