@@ -38,7 +38,7 @@ final class PluginMethod: @unchecked Sendable {
 
     /// Options the pruning stage reads itself (and removes before calling the pruner), so a pruner
     /// option of the same name would never reach the plugin.
-    static let hostPrunerOptions: Set<String> = ["scope", "structure"]
+    static var hostPrunerOptions: Set<String> { Set(PruningStage.hostOptions.keys) }
 
     /// Reads and checks a plugin's descriptor. `position` is the method's index, for error messages.
     init(descriptor: UnsafePointer<sk_method>, position: Int, library: String, pluginName: String) throws {
